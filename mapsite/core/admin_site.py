@@ -1,6 +1,7 @@
 """The admin site, with its index grouped by the lab's workflow rather than by Django app."""
 
 from django.contrib import admin
+from django.contrib.admin.apps import AdminConfig
 from django.http import HttpRequest
 
 # (section title, [(app_label, ModelName), ...]) — the order lab staff work in.
@@ -49,8 +50,10 @@ class MapAdminSite(admin.AdminSite):
         for title, members in WORKFLOW_SECTIONS:
             entries = [models[k] for k in members if k in models]
             if title == "Electrophysiology":
-                entries += [m for k, m in models.items() if k[0] in ("ephys", "ccf") and k not in placed]
-            placed.update((k for k in members if k in models))
+                entries += [
+                    m for k, m in models.items() if k[0] in ("ephys", "ccf") and k not in placed
+                ]
+            placed.update(k for k in members if k in models)
             placed.update(k for k, m in models.items() if m in entries)
             if entries:
                 sections.append(_section(title, entries))
@@ -73,3 +76,9 @@ def _section(title: str, entries: list[dict]) -> dict:
         "has_module_perms": True,
         "models": entries,
     }
+
+
+class MapAdminConfig(AdminConfig):
+    """The admin app, with MapAdminSite as its default site."""
+
+    default_site = "mapsite.core.admin_site.MapAdminSite"

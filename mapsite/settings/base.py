@@ -21,7 +21,7 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "mapsite.core.apps.MapAdminConfig",  # replaces django.contrib.admin: workflow-grouped index
+    "mapsite.core.admin_site.MapAdminConfig",  # django.contrib.admin, workflow-grouped index
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -116,12 +116,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["mapsite.core.api.IsAuthenticatedReadStaffWrite"],
+    "DEFAULT_PERMISSION_CLASSES": ["mapsite.core.permissions.IsAuthenticatedReadStaffWrite"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "mapsite.core.api.CappedPageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "mapsite.core.pagination.CappedPageNumberPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [

@@ -1,0 +1,78 @@
+"""Lookup contents of schema ``lab``, exactly as the original lists them (spec §2).
+
+Data migrations load these; tests compare the database against them.
+"""
+
+ANIMAL_STRAINS = [{"name": "pl56"}, {"name": "kj18"}]
+
+ANIMAL_SOURCES = [
+    {"name": n}
+    for n in (
+        "Jackson Labs",
+        "Allen Institute",
+        "Charles River",
+        "MMRRC",
+        "Taconic",
+        "Other",
+        "Janelia",
+    )
+]
+
+VIRUS_SOURCES = [{"name": n} for n in ("Janelia", "UPenn", "Addgene", "UNC", "Other")]
+
+SKULL_REFERENCES = [{"name": "Bregma"}, {"name": "Lambda"}]
+
+BRAIN_AREAS = [
+    {"name": "ALM", "description": "anterior lateral motor cortex"},
+    {"name": "vS1", "description": "vibrissal primary somatosensory cortex ('barrel cortex')"},
+    {"name": "Thalamus", "description": "Thalamus"},
+    {"name": "Medulla", "description": "Medulla"},
+    {"name": "Striatum", "description": "Striatum"},
+    {"name": "Midbrain", "description": "Midbrain"},
+    {"name": "vM1", "description": "vibrissal primary motor cortex"},
+    {"name": "PL", "description": "prelimbic"},
+    {"name": "IL", "description": "infralimbic"},
+    {"name": "ACA", "description": "anterior cingulate"},
+    {"name": "MOB", "description": "main olfactory bulb"},
+    {"name": "RSP", "description": "retrosplenial"},
+]
+
+HEMISPHERES = [{"name": "left"}, {"name": "right"}, {"name": "both"}]
+
+PHOTOSTIM_DEVICES = [
+    {
+        "name": "LaserGem473",
+        "excitation_wavelength": "473.0",
+        "description": "Laser Quantum Gem 473",
+    },
+    {
+        "name": "LED470",
+        "excitation_wavelength": "470.0",
+        "description": "Thorlabs M470F3 fiber-coupled LED",
+    },
+    {
+        "name": "OBIS470",
+        "excitation_wavelength": "473.0",
+        "description": "Coherent OBIS 473nm LX 50mW",
+    },
+]
+
+WHISKERS = [{"name": n} for n in ("B1", "B2", "B3", "C1", "C2", "C3", "D1", "D2", "D3")]
+
+ALL = {
+    "lab.AnimalStrain": ANIMAL_STRAINS,
+    "lab.AnimalSource": ANIMAL_SOURCES,
+    "lab.VirusSource": VIRUS_SOURCES,
+    "lab.SkullReference": SKULL_REFERENCES,
+    "lab.BrainArea": BRAIN_AREAS,
+    "lab.Hemisphere": HEMISPHERES,
+    "lab.PhotostimDevice": PHOTOSTIM_DEVICES,
+    "lab.Whisker": WHISKERS,
+}
+
+
+def load(apps) -> None:  # noqa: ANN001 - the migration's historical app registry
+    from mapsite.core.lookups import load_lookup
+
+    for label, rows in ALL.items():
+        load_lookup(apps, label, rows)
