@@ -423,3 +423,41 @@ class Period(Lookup):
     start_time_shift = models.FloatField(default=0.0)
     end_event_type = models.ForeignKey(TrialEventType, on_delete=models.PROTECT, related_name="+")
     end_time_shift = models.FloatField(default=0.0)
+
+
+# --- Ingest bookkeeping (§13) ------------------------------------------------------------------
+
+
+class BehaviorFile(Timestamped):
+    """A Bpod ``.mat`` file found under a behavior data root: the key of the BehaviorIngest step.
+
+    The file is identified by (root, relative path); size, mtime and checksum are recorded when
+    it is found so that a file changing after its ingest is noticed and flagged for a person
+    instead of being ingested a second time.
+    """
+
+    rig = models.ForeignKey(Rig, null=True, blank=True, on_delete=models.PROTECT)
+    root = models.CharField(max_length=1024, help_text="data root it was found under")
+    relative_path = models.CharField(max_length=1024)
+    file_name = models.CharField(max_length=255, db_index=True)
+    size = models.BigIntegerField()
+    mtime = models.DateTimeField()
+    sha256 = models.CharField(max_length=64)
+    session = models.ForeignKey(
+        Session, null=True, blank=True, on_delete=models.SET_NULL, related_name="behavior_files"
+    )
+    ingested_at = models.DateTimeField(null=True, blank=True)
+    changed_after_ingest = models.DateTimeField(
+        null=True, blank=True, help_text="when a later scan found different contents"
+    )
+    change_note = models.CharField(max_length=1024, blank=True, default="")
+
+    class Meta:
+        ordering = ["-mtime"]
+        constraints = [
+            models.UniqueConstraint(fields=["root", "relative_path"], name="behaviorfile_unique"),
+            models.CheckConstraint(condition=Q(size__gte=0), name="behaviorfile_size_ge0"),
+        ]
+
+    def __str__(self) -> str:
+        return self.file_name
