@@ -59,6 +59,18 @@ PHOTOSTIM_DEVICES = [
 
 WHISKERS = [{"name": n} for n in ("B1", "B2", "B3", "C1", "C2", "C3", "D1", "D2", "D3")]
 
+PROBE_TYPES = [
+    {"name": n}
+    for n in (
+        "silicon_probe",
+        "tetrode_array",
+        "neuropixels 1.0 - 3A",
+        "neuropixels 1.0 - 3B",
+        "neuropixels 2.0 - SS",
+        "neuropixels 2.0 - MS",
+    )
+]
+
 ALL = {
     "lab.AnimalStrain": ANIMAL_STRAINS,
     "lab.AnimalSource": ANIMAL_SOURCES,
@@ -68,6 +80,7 @@ ALL = {
     "lab.Hemisphere": HEMISPHERES,
     "lab.PhotostimDevice": PHOTOSTIM_DEVICES,
     "lab.Whisker": WHISKERS,
+    "lab.ProbeType": PROBE_TYPES,
 }
 
 
@@ -76,3 +89,27 @@ def load(apps) -> None:  # noqa: ANN001 - the migration's historical app registr
 
     for label, rows in ALL.items():
         load_lookup(apps, label, rows)
+
+
+def load_probe_geometry(apps) -> None:  # noqa: ANN001
+    """Electrodes of every Neuropixels probe type, generated as §2.1 describes."""
+    from ephys.ingest.geometry import NEUROPIXELS_PROBE_TYPES, neuropixels_electrodes
+
+    ProbeType = apps.get_model("lab.ProbeType")
+    Electrode = apps.get_model("lab.ProbeTypeElectrode")
+    for name in NEUROPIXELS_PROBE_TYPES:
+        probe_type, _ = ProbeType.objects.get_or_create(name=name)
+        if Electrode.objects.filter(probe_type=probe_type).exists():
+            continue
+        Electrode.objects.bulk_create(
+            Electrode(
+                probe_type=probe_type,
+                electrode=int(e["electrode"]),
+                shank=int(e["shank"]),
+                shank_col=int(e["shank_col"]),
+                shank_row=int(e["shank_row"]),
+                x_coord=float(e["x_coord"]),
+                y_coord=float(e["y_coord"]),
+            )
+            for e in neuropixels_electrodes(name)
+        )

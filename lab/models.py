@@ -330,3 +330,87 @@ class PhotostimDevice(Lookup):
 
 class Whisker(Lookup):
     pass
+
+
+# --- Probes and electrode geometry (§2, §2.1, §2.2) --------------------------------------------
+
+
+class ProbeType(Lookup):
+    pass
+
+
+class ProbeTypeElectrode(models.Model):
+    """One recording site of a probe type; (0, 0) µm is the bottom-left of the probe."""
+
+    probe_type = models.ForeignKey(ProbeType, on_delete=models.CASCADE, related_name="electrodes")
+    electrode = models.PositiveIntegerField(help_text="1-based, continuing across shanks")
+    shank = models.PositiveSmallIntegerField(help_text="1-based, left to right")
+    shank_col = models.PositiveSmallIntegerField(help_text="1-based")
+    shank_row = models.PositiveSmallIntegerField(help_text="1-based, tip to tail")
+    x_coord = models.FloatField(null=True, blank=True, help_text="µm")
+    y_coord = models.FloatField(null=True, blank=True, help_text="µm")
+    z_coord = models.FloatField(default=0.0, help_text="µm")
+
+    class Meta:
+        ordering = ["probe_type", "electrode"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["probe_type", "electrode"], name="probetypeelectrode_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(electrode__gte=1, shank__gte=1, shank_col__gte=1, shank_row__gte=1),
+                name="probetypeelectrode_one_based",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.probe_type} #{self.electrode}"
+
+
+class ElectrodeConfig(models.Model):
+    """The set of electrodes a recording used, named by ranges (e.g. ``1-384``), unique by hash."""
+
+    probe_type = models.ForeignKey(ProbeType, on_delete=models.PROTECT, related_name="configs")
+    name = models.CharField(max_length=64)
+    config_hash = models.CharField(max_length=36, unique=True)
+
+    class Meta:
+        ordering = ["probe_type", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["probe_type", "name"], name="electrodeconfig_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.probe_type}: {self.name}"
+
+
+class ElectrodeConfigElectrode(models.Model):
+    """ElectrodeConfig.ElectrodeGroup and .Electrode of the original, in one table."""
+
+    config = models.ForeignKey(ElectrodeConfig, on_delete=models.CASCADE, related_name="electrodes")
+    electrode = models.ForeignKey(ProbeTypeElectrode, on_delete=models.PROTECT)
+    electrode_group = models.PositiveSmallIntegerField(default=0)
+    is_used = models.BooleanField(
+        default=True, help_text="used for spatial averaging (reference channels are not)"
+    )
+
+    class Meta:
+        ordering = ["config", "electrode__electrode"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["config", "electrode"], name="electrodeconfigelectrode_unique"
+            ),
+        ]
+
+
+class Probe(Timestamped):
+    serial = models.CharField(max_length=32, unique=True, help_text="serial number")
+    probe_type = models.ForeignKey(ProbeType, on_delete=models.PROTECT, related_name="probes")
+    comment = models.CharField(max_length=1000, blank=True, default="")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["serial"]
+
+    def __str__(self) -> str:
+        return f"{self.serial} ({self.probe_type})"
