@@ -127,3 +127,17 @@ def test_ensure_admin_restores_superuser_rights(monkeypatch, capsys) -> None:
     user = get_user_model().objects.get(username="admin")
     assert user.is_superuser and user.is_staff
     assert user.check_password("whatever-123")
+
+
+# --- the README's configuration table ------------------------------------------------------------
+
+
+def test_readme_documents_exactly_the_variables_the_settings_read() -> None:
+    source = "\n".join(p.read_text() for p in (ROOT / "mapsite" / "settings").glob("*.py"))
+    read = set(re.findall(r"env(?:\.\w+)?\(\s*[\"']([A-Z][A-Z0-9_]+)[\"']", source))
+    read |= set(re.findall(r"environ(?:\.get|\.setdefault)?\(\s*[\"']([A-Z][A-Z0-9_]+)", source))
+    assert {"DJANGO_SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL"} <= read
+    readme = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", readme, flags=re.M))
+    assert read - documented == set(), "settings read variables the README does not document"
+    assert documented - read - {"DJANGO_SETTINGS_MODULE"} == set(), "README documents unknowns"
