@@ -37,10 +37,6 @@ PSTH_XMIN = -3.0
 PSTH_XMAX = 3.0
 PSTH_BINSIZE = 0.04
 
-# cap on the dense (units_in_chunk, trials, bins) count block (entries), ~64 MB of float64
-_CHUNK_ENTRIES = 8_000_000
-
-
 def psth_edges(
     xmin: float = PSTH_XMIN, xmax: float = PSTH_XMAX, binsize: float = PSTH_BINSIZE
 ) -> np.ndarray:
@@ -90,60 +86,73 @@ class PsthResult:
         return np.array([self.rates[unit, condition], self.time])
 
 
-def _binned_counts(
+_BLOCK_SPIKES = 1 << 16  # spikes per block: keeps every temporary in cache
+
+
+def _grouped_bin_counts(
     aligned: AlignedSpikes,
-    trial_sel: np.ndarray,
+    trial_group: np.ndarray,
+    n_groups: int,
     edges: np.ndarray,
     units: np.ndarray,
-):
-    """Yield ``(unit_positions, counts)`` with counts ``(n_chunk, n_sel_trials, n_bins)``.
+) -> np.ndarray:
+    """Spike counts ``(len(units), n_groups, n_bins)`` per unit, trial group and bin.
 
-    ``trial_sel``: trial indices to keep, in output order.  Only trials aligned to the go cue
-    should be passed.
+    ``trial_group[t]`` in ``[0, n_groups)`` or ``-1`` (trial ignored).  Units are processed in
+    blocks of about ``_BLOCK_SPIKES`` spikes; each spike gets a key
+    ``((unit * (n_groups + 1) + group) * (n_bins + 2) + slot)`` where slot 0 / ``n_bins + 1``
+    collect the spikes below / above the window and group ``n_groups`` the ignored trials, and
+    one ``bincount`` per block adds them up.
     """
     n_t = aligned.n_trials
     nb = len(edges) - 1
-    n_sel = len(trial_sel)
-    tmap = np.full(n_t, -1, dtype=np.int64)
-    tmap[trial_sel] = np.arange(n_sel)
-    chunk = max(1, _CHUNK_ENTRIES // max(1, n_sel * nb))
-    contiguous = len(units) == aligned.n_units and np.array_equal(units, np.arange(aligned.n_units))
-    for c0 in range(0, len(units), chunk):
-        us = units[c0 : c0 + chunk]
-        n_u = len(us)
-        if contiguous:
-            u0, u1 = int(us[0]), int(us[-1]) + 1
-            lo, hi = aligned.offsets[u0 * n_t], aligned.offsets[u1 * n_t]
-            x = aligned.times[lo:hi]
-            pair_counts = np.diff(aligned.offsets[u0 * n_t : u1 * n_t + 1])
-        else:
-            parts = [aligned.unit_slice(int(u)) for u in us]
-            x = np.concatenate([aligned.times[s] for s in parts]) if parts else np.zeros(0)
-            pair_counts = np.concatenate(
-                [np.diff(aligned.offsets[int(u) * n_t : (int(u) + 1) * n_t + 1]) for u in us]
-            )
-        # compact (chunk-unit, selected-trial) index of every pair, -1 if the trial is unused
-        pv = np.where(tmap[None, :] >= 0, np.arange(n_u)[:, None] * n_sel + tmap[None, :], -1)
-        pair = np.repeat(pv.ravel(), pair_counts)
-        keep = (pair >= 0) & (x >= edges[0]) & (x <= edges[-1])
-        b = bin_index(x[keep], edges)
-        key = pair[keep] * nb + b
-        counts = np.bincount(key, minlength=n_u * n_sel * nb).reshape(n_u, n_sel, nb)
-        yield slice(c0, c0 + n_u), counts
+    g1, w = n_groups + 1, nb + 2
+    grp = np.where(trial_group >= 0, trial_group, n_groups).astype(np.int64)
+    # slot j covers [lower[j], upper[j]); the last bin is closed like np.histogram's
+    lower = np.concatenate(([-np.inf], edges))
+    upper = np.concatenate((edges, [np.inf]))
+    upper[nb] = lower[nb + 1] = np.nextafter(edges[-1], np.inf)
+    inv_w = nb / (edges[-1] - edges[0])
+    shift = 1.0 - edges[0] * inv_w
+
+    unit_spk = aligned.offsets[::n_t] if n_t else np.zeros(aligned.n_units + 1, np.int64)
+    pair_counts = np.diff(aligned.offsets).reshape(aligned.n_units, n_t)
+    out = np.zeros((len(units), g1 * w), dtype=np.int64)
+    sizes = unit_spk[units + 1] - unit_spk[units]
+    i = 0
+    while i < len(units):
+        # a run of consecutive unit ids with about _BLOCK_SPIKES spikes
+        j, acc = i, 0
+        while j < len(units) and (j == i or (units[j] == units[j - 1] + 1 and acc < _BLOCK_SPIKES)):
+            acc += sizes[j]
+            j += 1
+        u0, u1 = int(units[i]), int(units[j - 1]) + 1
+        x = aligned.times[unit_spk[u0] : unit_spk[u1]]
+        base = ((np.arange(j - i)[:, None] * g1 + grp[None, :]) * w).ravel()
+        key = np.repeat(base, pair_counts[u0:u1].ravel())
+        g = x * inv_w
+        g += shift
+        np.clip(g, 0, nb + 1, out=g)
+        slot = g.astype(np.intp)
+        slot -= x < lower.take(slot)
+        slot += x >= upper.take(slot)
+        key += slot
+        out[i:j] += np.bincount(key, minlength=(j - i) * g1 * w).reshape(j - i, g1 * w)
+        i = j
+    return out.reshape(len(units), g1, w)[:, :n_groups, 1 : nb + 1]
 
 
 def compute_psths(
     aligned: AlignedSpikes,
     membership: np.ndarray,
-    unit_trial_mask: np.ndarray | None = None,
     edges: np.ndarray | None = None,
 ) -> PsthResult:
     """PSTH of every unit for every condition (columns of ``membership``).
 
     ``membership``: boolean ``(n_trials, n_conditions)`` (see
     :func:`~ephys.analysis.trial_conditions.condition_membership`), already restricted to the
-    insertion's good trials if any.  ``unit_trial_mask``: optional ``(n_units, n_trials)``
-    boolean of trials usable per unit (default: all).  Trials without a go cue never count.
+    insertion's good trials if any (all units of an insertion share its trials, so the trial
+    count is the same for every unit).  Trials without a go cue never count.
     """
     edges = psth_edges() if edges is None else np.asarray(edges, dtype=np.float64)
     membership = np.asarray(membership, dtype=bool)
@@ -151,23 +160,16 @@ def compute_psths(
         raise ValueError("membership must be (n_trials, n_conditions)")
     n_u, n_c, nb = aligned.n_units, membership.shape[1], len(edges) - 1
     memb = membership & aligned.aligned_to_go[:, None]
-    used = np.flatnonzero(memb.any(axis=1))
-
-    rates = np.zeros((n_u, n_c, nb))
-    if unit_trial_mask is None:
-        trial_count = np.broadcast_to(memb.sum(axis=0), (n_u, n_c)).copy()
-        m = memb[used].T.astype(np.float64)  # (C, T_used)
-        for sl, counts in _binned_counts(aligned, used, edges, np.arange(n_u)):
-            rates[sl] = np.matmul(m, counts.astype(np.float64))
-    else:
-        utm = np.asarray(unit_trial_mask, dtype=bool)
-        if utm.shape != (n_u, aligned.n_trials):
-            raise ValueError("unit_trial_mask must be (n_units, n_trials)")
-        trial_count = utm.astype(np.int64) @ memb.astype(np.int64)
-        m = memb[used].T.astype(np.float64)
-        for sl, counts in _binned_counts(aligned, used, edges, np.arange(n_u)):
-            w = counts.astype(np.float64) * utm[sl][:, used, None]
-            rates[sl] = np.matmul(m, w)
+    # trials with the same membership row form one group: count per (unit, group, bin) once
+    patterns, group = np.unique(memb, axis=0, return_inverse=True)
+    group = group.reshape(-1)
+    used = patterns.any(axis=1)
+    remap = np.full(len(patterns), -1, dtype=np.int64)
+    remap[used] = np.arange(used.sum())
+    patterns = patterns[used]
+    counts = _grouped_bin_counts(aligned, remap[group], len(patterns), edges, np.arange(n_u))
+    rates = np.matmul(patterns.T.astype(np.float64), counts.astype(np.float64))  # (U, C, B)
+    trial_count = np.broadcast_to(memb.sum(axis=0), (n_u, n_c)).copy()
     binsize = (edges[-1] - edges[0]) / nb
     with np.errstate(invalid="ignore", divide="ignore"):
         rates = rates / trial_count[:, :, None] / binsize
@@ -192,10 +194,11 @@ def per_trial_psth(
         raise ValueError("per_trial_psth needs trials with a go cue")
     nb = len(edges) - 1
     binsize = (edges[-1] - edges[0]) / nb
-    out = np.zeros((len(units), len(trials), nb))
     uniq, inverse = np.unique(trials, return_inverse=True)
-    for sl, counts in _binned_counts(aligned, uniq, edges, units):
-        out[sl] = counts[:, inverse, :] / binsize
+    group = np.full(aligned.n_trials, -1, dtype=np.int64)
+    group[uniq] = np.arange(len(uniq))
+    counts = _grouped_bin_counts(aligned, group, len(uniq), edges, units)
+    out = counts[:, inverse.reshape(-1), :] / binsize
     return out, edges[1:].copy()
 
 

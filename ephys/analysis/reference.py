@@ -28,6 +28,7 @@ __all__ = [
     "ref_period_selectivity",
     "ref_psth",
     "ref_psth_all",
+    "ref_psth_all_concat",
     "ref_unit_psth_per_trial",
     "ref_unit_selectivity",
     "ref_unit_stat",
@@ -78,16 +79,46 @@ def ref_psth(
 
 def ref_psth_all(
     aligned_lists: Sequence[Sequence[np.ndarray]],
-    membership_lists: Mapping[str, Sequence[bool]] | np.ndarray,
+    membership: np.ndarray,
     has_go: Sequence[bool],
     edges: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """All units × conditions by the per-(unit, condition) loop: ``(rates, trial_count)``.
+    """All units × conditions, per unit and per trial ``np.histogram``: ``(rates, trial_count)``.
 
-    ``membership_lists``: boolean ``(n_trials, n_conditions)``; trials without go cue skipped.
+    ``membership``: boolean ``(n_trials, n_conditions)``; trials without go cue are skipped.
+    Each trial's histogram is computed once and summed over the trials of every condition.
     """
     edges = ref_edges() if edges is None else edges
-    memb = np.asarray(membership_lists, dtype=bool)
+    binsize = (edges[-1] - edges[0]) / (len(edges) - 1)
+    memb = np.asarray(membership, dtype=bool)
+    n_u, n_t, n_c = len(aligned_lists), memb.shape[0], memb.shape[1]
+    cond_trials = [[t for t in range(n_t) if memb[t, c] and has_go[t]] for c in range(n_c)]
+    used = sorted({t for trials in cond_trials for t in trials})
+    rates = np.full((n_u, n_c, len(edges) - 1), np.nan)
+    counts = np.zeros((n_u, n_c), dtype=np.int64)
+    for u in range(n_u):
+        hist = {t: np.histogram(aligned_lists[u][t], bins=edges)[0] for t in used}
+        for c in range(n_c):
+            trials = cond_trials[c]
+            counts[u, c] = len(trials)
+            if trials:
+                total = np.zeros(len(edges) - 1, dtype=np.int64)
+                for t in trials:
+                    total += hist[t]
+                rates[u, c] = total / len(trials) / binsize
+    return rates, counts
+
+
+def ref_psth_all_concat(
+    aligned_lists: Sequence[Sequence[np.ndarray]],
+    membership: np.ndarray,
+    has_go: Sequence[bool],
+    edges: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Same result, the original ``UnitPsth.make`` way: per unit and condition, concatenate the
+    condition's trial spikes and call ``np.histogram`` once (:func:`ref_psth`)."""
+    edges = ref_edges() if edges is None else edges
+    memb = np.asarray(membership, dtype=bool)
     n_u, n_c = len(aligned_lists), memb.shape[1]
     rates = np.full((n_u, n_c, len(edges) - 1), np.nan)
     counts = np.zeros((n_u, n_c), dtype=np.int64)
@@ -206,10 +237,8 @@ def ref_period_selectivity(
         mc = float(np.average(freq_c)) if freq_c else math.nan
     p = 1.0 if np.isnan(p) else float(p)
     if p > alpha:
-        sel = "non-selective"
-    else:
-        sel = "ipsi-selective" if mi > mc else "contra-selective"
-    return sel, mi, mc, p
+        return "non-selective", mi, mc, p
+    return ("ipsi-selective" if mi > mc else "contra-selective"), mi, mc, p
 
 
 def ref_unit_selectivity(

@@ -38,6 +38,8 @@ __all__ = [
     "unit_selectivity",
 ]
 
+_BLOCK_SPIKES = 1 << 16
+
 CONTRA = "contra-selective"
 IPSI = "ipsi-selective"
 NON_SELECTIVE = "non-selective"
@@ -150,7 +152,12 @@ class PeriodSelectivityResult:
 def _window_counts(
     aligned: AlignedSpikes, trials: np.ndarray, windows: Sequence[tuple[np.ndarray, np.ndarray]]
 ) -> np.ndarray:
-    """Spike counts ``(n_units, n_sel_trials, n_windows)`` in ``[lo, hi)`` per selected trial."""
+    """Spike counts ``(n_units, n_sel_trials, n_windows)`` in ``[lo, hi)`` per selected trial.
+
+    ``trials`` ascending.  Each window count is ``#(x >= lo) - #(x >= hi)`` (0 if hi <= lo);
+    the distinct boundaries (e.g. sample end = delay start) are counted once per (unit, trial),
+    a segmented sum over the trial's slice, processed in blocks of units that fit in cache.
+    """
     n_u, n_t = aligned.n_units, aligned.n_trials
     n_sel, n_w = len(trials), len(windows)
     out = np.zeros((n_u, n_sel, n_w), dtype=np.int64)
@@ -158,26 +165,32 @@ def _window_counts(
         return out
     lo = np.stack([w[0][trials] for w in windows], axis=1)  # (n_sel, n_w)
     hi = np.stack([w[1][trials] for w in windows], axis=1)
-    gmin, gmax = lo.min(), hi.max()
-    tmap = np.full(n_t, -1, dtype=np.int64)
-    tmap[trials] = np.arange(n_sel)
-    chunk = max(1, 4_000_000 // (n_sel * n_w))
-    for u0 in range(0, n_u, chunk):
-        u1 = min(n_u, u0 + chunk)
-        a, b = aligned.offsets[u0 * n_t], aligned.offsets[u1 * n_t]
-        x = aligned.times[a:b]
-        tr = np.repeat(np.tile(tmap, u1 - u0), np.diff(aligned.offsets[u0 * n_t : u1 * n_t + 1]))
-        unit = np.repeat(
-            np.arange(u1 - u0), np.diff(aligned.offsets[u0 * n_t : (u1 * n_t) + 1 : n_t])
-        )
-        keep = (tr >= 0) & (x >= gmin) & (x < gmax)
-        x, tr, unit = x[keep], tr[keep], unit[keep]
-        pair = unit * n_sel + tr
-        for j in range(n_w):
-            inw = (x >= lo[tr, j]) & (x < hi[tr, j])
-            out[u0:u1, :, j] = np.bincount(pair[inw], minlength=(u1 - u0) * n_sel).reshape(
-                u1 - u0, n_sel
-            )
+    bounds, inv = np.unique(np.concatenate([lo, hi], axis=1), axis=1, return_inverse=True)
+    inv = inv.reshape(-1)
+    lo_k, hi_k = inv[:n_w], inv[n_w:]
+    n_k = bounds.shape[1]
+    selected = np.zeros(n_t, dtype=bool)
+    selected[trials] = True
+    pair_counts = np.diff(aligned.offsets).reshape(n_u, n_t)
+    unit_spk = aligned.offsets[::n_t]
+    u0 = 0
+    while u0 < n_u:
+        u1 = u0 + 1
+        while u1 < n_u and unit_spk[u1 + 1] - unit_spk[u0] <= _BLOCK_SPIKES:
+            u1 += 1
+        x = aligned.times[unit_spk[u0] : unit_spk[u1]]
+        pc = pair_counts[u0:u1]
+        xs = x[np.repeat(np.tile(selected, u1 - u0), pc.ravel())]
+        pcs = pc[:, trials].ravel()
+        ge = xs[:, None] >= np.repeat(np.tile(bounds, (u1 - u0, 1)), pcs, axis=0)
+        n_ge = np.zeros((len(pcs), n_k), dtype=np.int64)
+        nonempty = pcs > 0
+        if nonempty.any():
+            starts = (np.cumsum(pcs) - pcs)[nonempty]
+            n_ge[nonempty] = np.add.reduceat(ge, starts, axis=0, dtype=np.int64)
+        n_ge = n_ge.reshape(u1 - u0, n_sel, n_k)
+        out[u0:u1] = np.maximum(n_ge[:, :, lo_k] - n_ge[:, :, hi_k], 0)
+        u0 = u1
     return out
 
 
