@@ -383,6 +383,8 @@ def load_phy(
         raise ClusteringFileNotFoundError(folder, "Kilosort/phy folder does not exist")
     files: dict[str, Path] = {}
     warnings: list[str] = []
+    st_path = _pick_spike_times(folder)
+    files["spike_times"] = st_path
 
     # -- sampling rate
     params: dict[str, object] = {}
@@ -404,8 +406,6 @@ def load_phy(
     fs = float(fs)
 
     # -- spikes
-    st_path = _pick_spike_times(folder)
-    files["spike_times"] = st_path
     times = _vector(load_npy(st_path), st_path)
     n = times.size
     in_seconds = st_path.name != "spike_times.npy"

@@ -76,7 +76,7 @@ def write_phy_folder(
     np.save(folder / "spike_times.npy", np.asarray(spike_times))
     np.save(folder / "spike_clusters.npy", np.asarray(spike_clusters))
     np.save(folder / "spike_templates.npy", np.asarray(spike_templates))
-    amps = np.ones(len(spike_times), np.float32) if amplitudes is None else amplitudes
+    amps = np.ones(np.asarray(spike_times).size, np.float32) if amplitudes is None else amplitudes
     np.save(folder / "amplitudes.npy", amps)
     np.save(folder / "templates.npy", tmpl)
     np.save(folder / "channel_map.npy", np.arange(n_channels, dtype=np.int32))
