@@ -34,7 +34,7 @@ class Command(BaseCommand):
         except (KeyError, ValueError) as exc:
             raise CommandError(str(exc.args[0] if exc.args else exc)) from None
         if opts["list"]:
-            self._print_summary()
+            self._print_summary([s.name for s in steps] if names else None)
             return
         if not REGISTRY:
             self.stdout.write("No pipeline step is declared.")
