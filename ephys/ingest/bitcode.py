@@ -77,7 +77,7 @@ def read_bitcode_mat(path: str | PathLike[str]) -> BitcodeFile:
         m = sio.loadmat(path, squeeze_me=True, struct_as_record=False)
     except NotImplementedError:
         raise BitCodeError(path, "MATLAB v7.3 (HDF5) bitcode files are not supported") from None
-    except (ValueError, OSError, TypeError) as exc:
+    except (sio.matlab.MatReadError, ValueError, OSError, TypeError) as exc:
         raise BitCodeError(path, f"not a readable MATLAB file: {exc}") from None
     present = sorted(k for k in m if not k.startswith("__"))
     missing = [k for k in ("sTrig", "goCue") if k not in m]

@@ -710,10 +710,7 @@ def _metrics_for_units(path: Path, unit_ids: np.ndarray) -> dict[str, np.ndarray
         )
     pos = {int(c): i for i, c in enumerate(ids)}
     rows = np.array([pos[int(u)] for u in unit_ids], dtype=np.int64)
-    out = {k: v[rows] for k, v in data.items()}
-    out["_row"] = rows  # row position in the file (mean_waveforms.npy is in the same order)
-    out["_n_rows"] = np.array([ids.size])
-    return out
+    return {k: v[rows] for k, v in data.items()}
 
 
 def _positions_of(channel_map: np.ndarray, channels: np.ndarray, src: Path) -> np.ndarray:
