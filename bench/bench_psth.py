@@ -46,12 +46,12 @@ def _timed(fn, *args, **kwargs):
     return out, time.perf_counter() - t0
 
 
-def _best_of(n, fn, *args, **kwargs):
-    best, out = float("inf"), None
+def _median_of(n, fn, *args, **kwargs):
+    times, out = [], None
     for _ in range(n):
         out, dt = _timed(fn, *args, **kwargs)
-        best = min(best, dt)
-    return out, best
+        times.append(dt)
+    return out, float(np.median(times))
 
 
 def main() -> int:
@@ -59,7 +59,9 @@ def main() -> int:
     ap.add_argument("--units", type=int, default=400)
     ap.add_argument("--trials", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--repeats", type=int, default=3, help="best-of for the vectorized stages")
+    ap.add_argument(
+        "--repeats", type=int, default=3, help="runs of each vectorized stage (median reported)"
+    )
     args = ap.parse_args()
 
     t0 = time.perf_counter()
@@ -75,7 +77,7 @@ def main() -> int:
     print(f"trials per condition: {membership.sum(axis=0).tolist()}")
 
     # -- vectorized ------------------------------------------------------------------------
-    aligned, v_align = _best_of(
+    aligned, v_align = _median_of(
         args.repeats,
         align_spikes_to_trials,
         spike_times,
@@ -92,8 +94,8 @@ def main() -> int:
             aligned, sel_mask, s.labels.trial_instruction, s.hemisphere, windows
         )
 
-    psth, v_psth_t = _best_of(args.repeats, v_psth)
-    sel, v_sel_t = _best_of(args.repeats, v_sel)
+    psth, v_psth_t = _median_of(args.repeats, v_psth)
+    sel, v_sel_t = _median_of(args.repeats, v_sel)
 
     # -- loop reference --------------------------------------------------------------------
     ref_lists, r_align = _timed(ref.ref_align, s.spike_trains, s.trial_starts, s.go_cues)
@@ -160,9 +162,7 @@ def main() -> int:
         f"{'psth (concat)':<14}{v_psth_t:>11.3f}s{c_psth_t:>11.3f}s{c_psth_t / v_psth_t:>8.1f}×"
         "   ← original UnitPsth way: one np.histogram per (unit, condition)"
     )
-    print(
-        f"{'psth+sel (c)':<14}{v_core:>11.3f}s{c_core:>11.3f}s{c_core / v_core:>8.1f}×"
-    )
+    print(f"{'psth+sel (c)':<14}{v_core:>11.3f}s{c_core:>11.3f}s{c_core / v_core:>8.1f}×")
     print()
     target = 20.0
     ratio = r_core / v_core

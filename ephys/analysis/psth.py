@@ -37,6 +37,7 @@ PSTH_XMIN = -3.0
 PSTH_XMAX = 3.0
 PSTH_BINSIZE = 0.04
 
+
 def psth_edges(
     xmin: float = PSTH_XMIN, xmax: float = PSTH_XMAX, binsize: float = PSTH_BINSIZE
 ) -> np.ndarray:
@@ -86,7 +87,33 @@ class PsthResult:
         return np.array([self.rates[unit, condition], self.time])
 
 
-_BLOCK_SPIKES = 1 << 16  # spikes per block: keeps every temporary in cache
+_BLOCK_SPIKES = 1 << 16
+# |g - round(g)| below this (in bins) → recheck against the exact edges; rounding errors of the
+# arithmetic bin index are ~1e-13 bins for |t| < 1e3 s
+_NEAR_EDGE = 1e-7  # spikes per block: keeps every temporary in cache
+
+
+def _check_uniform(edges: np.ndarray) -> None:
+    d = np.diff(edges)
+    if len(edges) < 2 or not np.allclose(d, d.mean(), rtol=1e-9, atol=0) or d.mean() <= 0:
+        raise ValueError("PSTH edges must be increasing and uniformly spaced")
+
+
+def unit_blocks(units: np.ndarray, sizes: np.ndarray, target: int | None = None) -> list:
+    """Split ``units`` into ``(i, j)`` runs of consecutive unit ids of about ``target`` spikes.
+
+    Processing a few units at a time keeps the per-spike temporaries in cache.
+    """
+    target = _BLOCK_SPIKES if target is None else target
+    blocks, i, n = [], 0, len(units)
+    while i < n:
+        j, acc = i + 1, int(sizes[i])
+        while j < n and units[j] == units[j - 1] + 1 and acc + int(sizes[j]) <= target:
+            acc += int(sizes[j])
+            j += 1
+        blocks.append((i, j))
+        i = j
+    return blocks
 
 
 def _grouped_bin_counts(
@@ -118,27 +145,35 @@ def _grouped_bin_counts(
     unit_spk = aligned.offsets[::n_t] if n_t else np.zeros(aligned.n_units + 1, np.int64)
     pair_counts = np.diff(aligned.offsets).reshape(aligned.n_units, n_t)
     out = np.zeros((len(units), g1 * w), dtype=np.int64)
-    sizes = unit_spk[units + 1] - unit_spk[units]
-    i = 0
-    while i < len(units):
-        # a run of consecutive unit ids with about _BLOCK_SPIKES spikes
-        j, acc = i, 0
-        while j < len(units) and (j == i or (units[j] == units[j - 1] + 1 and acc < _BLOCK_SPIKES)):
-            acc += sizes[j]
-            j += 1
+    blocks = unit_blocks(units, unit_spk[units + 1] - unit_spk[units])
+    cap = max((int(unit_spk[units[j - 1] + 1] - unit_spk[units[i]]) for i, j in blocks), default=0)
+    # work buffers reused by every block (no per-block allocation of large temporaries)
+    gbuf, fbuf, bbuf = np.empty(cap), np.empty(cap), np.empty(cap, dtype=bool)
+    for i, j in blocks:
         u0, u1 = int(units[i]), int(units[j - 1]) + 1
         x = aligned.times[unit_spk[u0] : unit_spk[u1]]
+        n = len(x)
+        g, f, near = gbuf[:n], fbuf[:n], bbuf[:n]
+        np.multiply(x, inv_w, out=g)
+        np.add(g, shift, out=g)
+        # the arithmetic slot floor(g) can only be wrong within rounding error of an edge:
+        # re-decide those few spikes by exact comparison with the edge values
+        np.rint(g, out=f)
+        np.subtract(g, f, out=f)
+        np.abs(f, out=f)
+        np.less(f, _NEAR_EDGE, out=near)
+        np.clip(g, 0, nb + 1, out=g)
+        slot = g.astype(np.intp)  # truncation == floor (g >= 0)
+        if near.any():
+            k = np.flatnonzero(near)
+            xs, sl = x[k], slot[k]
+            sl -= xs < lower[sl]
+            sl += xs >= upper[sl]
+            slot[k] = sl
         base = ((np.arange(j - i)[:, None] * g1 + grp[None, :]) * w).ravel()
         key = np.repeat(base, pair_counts[u0:u1].ravel())
-        g = x * inv_w
-        g += shift
-        np.clip(g, 0, nb + 1, out=g)
-        slot = g.astype(np.intp)
-        slot -= x < lower.take(slot)
-        slot += x >= upper.take(slot)
         key += slot
         out[i:j] += np.bincount(key, minlength=(j - i) * g1 * w).reshape(j - i, g1 * w)
-        i = j
     return out.reshape(len(units), g1, w)[:, :n_groups, 1 : nb + 1]
 
 
@@ -158,6 +193,7 @@ def compute_psths(
     membership = np.asarray(membership, dtype=bool)
     if membership.ndim != 2 or membership.shape[0] != aligned.n_trials:
         raise ValueError("membership must be (n_trials, n_conditions)")
+    _check_uniform(edges)
     n_u, n_c, nb = aligned.n_units, membership.shape[1], len(edges) - 1
     memb = membership & aligned.aligned_to_go[:, None]
     # trials with the same membership row form one group: count per (unit, group, bin) once
@@ -192,6 +228,7 @@ def per_trial_psth(
     units = np.arange(aligned.n_units) if units is None else np.asarray(units, dtype=np.int64)
     if trials.size and not aligned.aligned_to_go[trials].all():
         raise ValueError("per_trial_psth needs trials with a go cue")
+    _check_uniform(edges)
     nb = len(edges) - 1
     binsize = (edges[-1] - edges[0]) / nb
     uniq, inverse = np.unique(trials, return_inverse=True)
