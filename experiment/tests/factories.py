@@ -90,3 +90,55 @@ class PhotostimLocationFactory(factory.django.DjangoModelFactory):
     theta = Decimal("15.00")
     phi = Decimal("15.00")
     brain_area = factory.LazyFunction(lambda: lookup(BrainArea, "ALM"))
+
+
+class SessionCommentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.SessionComment
+
+    session = factory.SubFactory(SessionFactory)
+    comment = factory.Sequence(lambda n: f"comment {n}")
+
+
+class SessionDetailsFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.SessionDetails
+
+    session = factory.SubFactory(SessionFactory)
+    session_weight = Decimal("22.5000")
+    session_water_earned = Decimal("0.8000")
+    session_water_extra = Decimal("0.2000")
+
+
+class PhotostimTrialFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.PhotostimTrial
+
+    trial = factory.SubFactory(SessionTrialFactory)
+
+
+class PhotostimEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.PhotostimEvent
+
+    photostim_trial = factory.SubFactory(PhotostimTrialFactory)
+    photostim_event_id = factory.Sequence(lambda n: n + 1)
+    # The session's first photostim protocol (created if it has none): (session, photo_stim) is
+    # unique, so one per event would collide.
+    photostim = factory.LazyAttribute(
+        lambda o: (
+            models.Photostim.objects.filter(session=o.photostim_trial.trial.session).first()
+            or PhotostimFactory(session=o.photostim_trial.trial.session)
+        )
+    )
+    photostim_event_time = 1.2
+    power = 1.5
+
+
+class PhotostimBrainRegionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.PhotostimBrainRegion
+
+    photostim = factory.SubFactory(PhotostimFactory)
+    stim_brain_area = factory.LazyFunction(lambda: lookup(BrainArea, "ALM"))
+    stim_laterality = models.Laterality.LEFT

@@ -119,3 +119,30 @@ class SurgeryProcedureFactory(factory.django.DjangoModelFactory):
     procedure_id = factory.Sequence(lambda n: n + 1)
     skull_reference = factory.LazyFunction(lambda: lookup(models.SkullReference, "Bregma"))
     description = "craniotomy"
+
+
+class SubjectStrainFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.SubjectStrain
+
+    subject = factory.SubFactory(SubjectFactory)
+    strain = factory.LazyFunction(lambda: lookup(models.AnimalStrain, "pl56"))
+
+
+class SubjectGeneModificationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.SubjectGeneModification
+
+    subject = factory.SubFactory(SubjectFactory)
+    gene_modification = factory.SubFactory(ModifiedGeneFactory)
+    zygosity = models.Zygosity.HET
+    type = models.GeneModificationType.KNOCK_IN
+
+
+class VirusNoteFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.VirusNote
+
+    virus = factory.SubFactory(VirusFactory)
+    note_id = factory.Sequence(lambda n: n + 1)
+    note = "aliquoted into 5 µl tubes"

@@ -12,9 +12,7 @@ WORKFLOW_SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
             ("lab", "Subject"),
             ("lab", "WaterRestriction"),
             ("lab", "Surgery"),
-            ("lab", "Virus"),
             ("lab", "ModifiedGene"),
-            ("lab", "Serotype"),
         ],
     ),
     (
@@ -23,13 +21,30 @@ WORKFLOW_SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
             ("experiment", "Session"),
             ("experiment", "SessionTrial"),
             ("experiment", "BehaviorTrial"),
+            ("experiment", "TrialEvent"),
+            ("experiment", "ActionEvent"),
             ("experiment", "Photostim"),
+            ("experiment", "PhotostimEvent"),
+            ("experiment", "MultiTargetLickingBlock"),
             ("experiment", "Project"),
         ],
     ),
     ("Electrophysiology", []),  # filled by the ephys app's models
     ("Pipeline", [("pipeline", "Job")]),
-    ("Lab resources", [("lab", "Person"), ("lab", "Rig"), ("lab", "Probe")]),
+    (
+        "Lab resources",
+        [
+            ("lab", "Person"),
+            ("lab", "Rig"),
+            ("lab", "Virus"),
+            ("lab", "Serotype"),
+            ("lab", "Probe"),
+        ],
+    ),
+    (
+        "Users and access",
+        [("auth", "User"), ("auth", "Group"), ("authtoken", "TokenProxy")],
+    ),
 ]
 
 
@@ -59,20 +74,22 @@ class MapAdminSite(admin.AdminSite):
                 sections.append(_section(title, entries))
         # Everything not named above (lookups, reference tables, auth) stays reachable.
         rest: dict[str, list[dict]] = {}
+        urls: dict[str, str] = {}
         for app in app_list:
             left = [m for m in app["models"] if (app["app_label"], m["object_name"]) not in placed]
             if left:
                 rest[app["name"]] = left
+                urls[app["name"]] = app["app_url"]
         for name, entries in rest.items():
-            sections.append(_section(f"{name}: lookups and reference", entries))
+            sections.append(_section(f"{name}: lookups and reference", entries, urls[name]))
         return sections
 
 
-def _section(title: str, entries: list[dict]) -> dict:
+def _section(title: str, entries: list[dict], app_url: str = "") -> dict:
     return {
         "name": title,
         "app_label": title.lower().replace(" ", "-").replace(":", ""),
-        "app_url": "",
+        "app_url": app_url,
         "has_module_perms": True,
         "models": entries,
     }
