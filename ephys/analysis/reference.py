@@ -228,7 +228,7 @@ def ref_period_selectivity(
             freq_i.append(rate)
         else:
             freq_c.append(rate)
-    if not freq_i and not freq_c:
+    if not freq_i and not freq_c:  # no trial: the table defaults
         return "non-selective", 0.0, 0.0, 1.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -145,8 +145,8 @@ class PeriodSelectivityResult:
     ipsi_firing_rate: np.ndarray
     contra_firing_rate: np.ndarray
     p_value: np.ndarray
-    n_ipsi: np.ndarray  # (n_units,)
-    n_contra: np.ndarray  # (n_units,)
+    n_ipsi: np.ndarray  # trials used per unit and period
+    n_contra: np.ndarray
 
 
 def _window_counts(
@@ -204,11 +204,12 @@ def period_selectivity(
 ) -> PeriodSelectivityResult:
     """Period selectivity of every unit for every period in ``windows`` (§8).
 
-    ``trial_mask``: :func:`selectivity_trial_mask`; trials without a go cue or with a
-    non-finite window are left out.  ``unit_hemisphere``: ``"left"``/``"right"`` per unit (or
-    one value for all).  ``windows``: :func:`period_windows`.  With no usable trial at all a
-    unit gets the table defaults (non-selective, rates 0, p 1); a side without trials gives a
-    ``NaN`` mean.
+    ``trial_mask``: :func:`selectivity_trial_mask`; trials without a go cue are left out, and
+    a trial whose window of a period is not finite (missing event) is left out of that period.
+    ``unit_hemisphere``: ``"left"``/``"right"`` per unit (or one value for all); trials whose
+    instruction is not the hemisphere are "contra" (§8).  ``windows``: :func:`period_windows`.
+    A unit-period with no usable trial gets the table defaults (non-selective, rates 0, p 1);
+    a side without trials gives a ``NaN`` mean.
     """
     names = tuple(windows)
     wins = [
@@ -221,34 +222,40 @@ def period_selectivity(
     )
     instr = np.asarray(trial_instruction, dtype=object)
     ok = np.asarray(trial_mask, dtype=bool) & aligned.aligned_to_go
-    for lo, hi in wins:
-        ok &= np.isfinite(lo) & np.isfinite(hi)
-    trials = np.flatnonzero(ok)
+    finite = np.stack([np.isfinite(lo) & np.isfinite(hi) for lo, hi in wins], axis=1)  # (T, P)
+    trials = np.flatnonzero(ok & finite.any(axis=1))
+    valid = finite[trials]  # (n_sel, P): a trial lacking an event is left out of that period
+    # NaN bounds would defeat the boundary de-duplication; their counts are masked anyway
+    wins_f = [
+        (np.where(np.isfinite(lo), lo, 0.0), np.where(np.isfinite(hi), hi, 0.0)) for lo, hi in wins
+    ]
 
-    counts = _window_counts(aligned, trials, wins)  # (U, n_sel, P)
+    counts = _window_counts(aligned, trials, wins_f)  # (U, n_sel, P)
     dur = np.stack([hi[trials] - lo[trials] for lo, hi in wins], axis=1)  # (n_sel, P)
     with np.errstate(invalid="ignore", divide="ignore"):
         rates = counts / dur[None, :, :]
     ipsi = instr[trials][None, :] == hemi[:, None]  # (U, n_sel)
-    contra = ~ipsi
 
     rates_up = np.moveaxis(rates, 2, 1)  # (U, P, n_sel)
-    ipsi_p = np.broadcast_to(ipsi[:, None, :], rates_up.shape)
-    contra_p = np.broadcast_to(contra[:, None, :], rates_up.shape)
+    valid_p = valid.T[None, :, :]  # (1, P, n_sel)
+    ipsi_p = ipsi[:, None, :] & valid_p
+    contra_p = ~ipsi[:, None, :] & valid_p
     _, p, m_i, m_c = student_ttest(rates_up, ipsi_p, contra_p)
     p = np.where(np.isnan(p), 1.0, p)
     sel = np.where(p > alpha, NON_SELECTIVE, np.where(m_i > m_c, IPSI, CONTRA)).astype(object)
-    if len(trials) == 0:
-        m_i = np.zeros_like(p)
-        m_c = np.zeros_like(p)
+    n_ipsi, n_contra = ipsi_p.sum(axis=2), contra_p.sum(axis=2)
+    # a unit-period without any trial keeps the table defaults (rates 0, p 1)
+    empty = (n_ipsi + n_contra) == 0
+    m_i = np.where(empty, 0.0, m_i)
+    m_c = np.where(empty, 0.0, m_c)
     return PeriodSelectivityResult(
         periods=names,
         selectivity=sel,
         ipsi_firing_rate=m_i,
         contra_firing_rate=m_c,
         p_value=p,
-        n_ipsi=ipsi.sum(axis=1),
-        n_contra=contra.sum(axis=1),
+        n_ipsi=n_ipsi,
+        n_contra=n_contra,
     )
 
 
