@@ -1,6 +1,28 @@
-"""Pure-Python/numpy ephys ingestion: file discovery, SpikeGLX metadata, spike-sorter loaders,
-bitcode trial alignment and a synthetic-session generator.
+"""Pure-Python/numpy ephys ingestion (no Django models, no database).
 
-Nothing here touches Django models or the database; the DB-writing services consume the
-dataclasses returned by these modules (see each module's docstring).
+Typical use by the DB-writing service, per session (spec §14.3-§14.7)::
+
+    found = discovery.discover_session(roots, h2o, session_datetime)   # None -> skip session
+    session_dir, probes = found
+    for number, rec in probes.items():                # number = ProbeInsertion.insertion_number
+        meta = rec.read_meta()                        # spikeglx.SpikeGLXMeta
+        meta.probe_type, meta.serial_number, meta.sampling_rate, meta.electrode_config
+        if rec.clustering.method.startswith("jrclust_v3"):
+            sorting = jrclust.load_jrclust_v3(rec.clustering.path)
+        elif rec.clustering.method == "jrclust_v4":
+            sorting = jrclust.load_jrclust_v4(rec.clustering.path, meta=meta)
+        else:
+            sorting = phy.load_phy(rec.clustering.path, meta=meta)
+        bf = bitcode.read_bitcode_mat(bitcode.find_bitcode_mat(rec.probe_dir, h2o))
+        al = bitcode.align_trials(bf.bitcodes, bf.trial_starts, bf.go_cues,
+                                  behavior_bitcodes, bf.trial_num,
+                                  free_water_trials=..., sampling_rate=sorting.sampling_rate,
+                                  margin_samples=meta.pretrigger_margin_samples, source=bf.path)
+        seconds = bitcode.spike_times_relative(sorting.spike_samples, al, sorting.sampling_rate)
+        for i, (unit, sl) in enumerate(sorting.iter_units()):
+            spike_times = seconds[sl]                 # Unit.spike_times (a view)
+            electrode = meta.sites_to_electrodes(sorting.unit_peak_site[i : i + 1])[0]
+
+Modules: errors, geometry, spikeglx, sorting (SortingResult), phy, jrclust, bitcode,
+discovery, synthetic (test/benchmark data generator).
 """

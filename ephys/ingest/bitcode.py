@@ -426,17 +426,32 @@ def spike_times_relative(
 
 
 def trialize_spikes(
-    spike_samples: np.ndarray, alignment: TrialAlignment, sampling_rate: float
+    spike_samples: np.ndarray,
+    alignment: TrialAlignment,
+    sampling_rate: float,
+    offsets: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per spike: aligned-trial row (-1 before the first trial start) and time (s) relative to
     that trial's go cue (NaN for row -1 or a free-water trial) — Unit.TrialSpikes.
 
     A spike belongs to trial k when start[k] <= t < start[k+1]; the last trial takes all later
     spikes. (The original used strict inequalities, losing spikes exactly on a trial start.)
+    Pass `offsets` (SortingResult.offsets: segments sorted in time) for the fast path, which
+    searches trial starts in each unit's spikes instead of every spike in the trial starts.
     """
     s = np.asarray(spike_samples)
-    row = np.searchsorted(alignment.trial_starts, s, side="right").astype(np.int32) - 1
-    rel = np.full(s.shape, np.nan)
-    ok = row >= 0
-    rel[ok] = (s[ok] - alignment.go_cues[row[ok]]) / sampling_rate
+    starts = alignment.trial_starts
+    if offsets is None:
+        row = np.searchsorted(starts, s, side="right").astype(np.int32)
+    else:
+        row = np.empty(s.size, dtype=np.int32)
+        labels = np.arange(starts.size + 1, dtype=np.int32)
+        for a, b in zip(offsets[:-1], offsets[1:], strict=True):
+            seg = s[a:b]
+            cut = np.searchsorted(seg, starts, side="left")
+            row[a:b] = np.repeat(labels, np.diff(cut, prepend=0, append=seg.size))
+    go_ext = np.concatenate([[np.nan], np.asarray(alignment.go_cues, dtype=np.float64)])
+    rel = s - go_ext[row]  # row 0 here = before the first trial -> NaN
+    rel /= sampling_rate
+    row -= 1
     return row, rel

@@ -277,3 +277,9 @@ def test_trialize_and_relative_times():
     assert np.isnan(rel[0])
     assert np.allclose(rel[1:], (spikes[1:] - go[[0, 0, 1, 1, 2, 2]]) / 1000.0)
     assert np.allclose(spike_times_relative(spikes, al, 1000.0), (spikes - 400) / 1000.0)
+    # fast path over per-unit time-sorted segments gives the same answer
+    grouped = np.array([1399, 1400, 99999, 100, 400, 2399, 2400])
+    row2, rel2 = trialize_spikes(grouped, al, 1000.0, offsets=np.array([0, 3, 7]))
+    row_ref, rel_ref = trialize_spikes(grouped, al, 1000.0)
+    assert row2.tolist() == row_ref.tolist() == [0, 1, 2, -1, 0, 1, 2]
+    assert np.array_equal(rel2, rel_ref, equal_nan=True)

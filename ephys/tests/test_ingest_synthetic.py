@@ -67,7 +67,9 @@ def test_full_round_trip(tmp_path):
     electrodes = meta.sites_to_electrodes(sorting.unit_peak_site)
     assert np.array_equal(electrodes, s.unit_peak_channel + 1)
     # per-trial spikes relative to the go cue, for one unit, against a direct computation
-    row, go_rel = trialize_spikes(sorting.spike_samples, al, sorting.sampling_rate)
+    row, go_rel = trialize_spikes(
+        sorting.spike_samples, al, sorting.sampling_rate, offsets=sorting.offsets
+    )
     i = 0
     sl = sorting.unit_slice(i)
     samples = s.unit_spike_samples(sorting.unit_ids[i])
