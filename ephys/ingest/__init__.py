@@ -7,12 +7,7 @@ Typical use by the DB-writing service, per session (spec §14.3-§14.7)::
     for number, rec in probes.items():                # number = ProbeInsertion.insertion_number
         meta = rec.read_meta()                        # spikeglx.SpikeGLXMeta
         meta.probe_type, meta.serial_number, meta.sampling_rate, meta.electrode_config
-        if rec.clustering.method.startswith("jrclust_v3"):
-            sorting = jrclust.load_jrclust_v3(rec.clustering.path)
-        elif rec.clustering.method == "jrclust_v4":
-            sorting = jrclust.load_jrclust_v4(rec.clustering.path, meta=meta)
-        else:
-            sorting = phy.load_phy(rec.clustering.path, meta=meta)
+        sorting = discovery.load_clustering(rec.clustering, meta)   # phy or JRClust loader
         bf = bitcode.read_bitcode_mat(bitcode.find_bitcode_mat(rec.probe_dir, h2o))
         al = bitcode.align_trials(bf.bitcodes, bf.trial_starts, bf.go_cues,
                                   behavior_bitcodes, bf.trial_num,

@@ -33,6 +33,9 @@ from .errors import (
     ProbeInsertionError,
     SpikeGLXMetaNotFoundError,
 )
+from .jrclust import load_jrclust_v3, load_jrclust_v4
+from .phy import load_phy
+from .sorting import SortingResult
 from .spikeglx import SpikeGLXMeta, read_spikeglx_meta
 
 log = logging.getLogger(__name__)
@@ -207,3 +210,14 @@ def discover_session(
     if session is None:
         return None
     return session, find_probe_recordings(session, h2o)
+
+
+def load_clustering(
+    output: ClusteringOutput, meta: SpikeGLXMeta, **kwargs: object
+) -> SortingResult:
+    """Run the loader matching `output.method` (extra kwargs go to load_phy)."""
+    if output.method == "jrclust_v3":
+        return load_jrclust_v3(output.path)
+    if output.method == "jrclust_v4":
+        return load_jrclust_v4(output.path, meta=meta)
+    return load_phy(output.path, meta=meta, method=output.method, **kwargs)  # type: ignore[arg-type]

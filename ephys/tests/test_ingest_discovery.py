@@ -6,10 +6,12 @@ from datetime import datetime
 import pytest
 
 from ephys.ingest.discovery import (
+    ClusteringOutput,
     discover_session,
     find_clustering_outputs,
     find_probe_recordings,
     find_session_dir,
+    load_clustering,
     probe_number_from_dir,
 )
 from ephys.ingest.errors import (
@@ -19,6 +21,8 @@ from ephys.ingest.errors import (
     SpikeGLXMetaNotFoundError,
 )
 from ephys.ingest.synthetic import make_behavior_trials, make_synthetic_session
+
+from .data_helpers import jrclust_fixture, write_jrc3, write_jrc4
 
 WHEN = datetime(2019, 3, 3, 10, 0, 0)
 
@@ -146,3 +150,18 @@ def test_duplicate_meta_in_probe_folder(tmp_path):
     session = find_session_dir([tmp_path], "SC022", WHEN)
     with pytest.raises(ProbeInsertionError, match="several \\*tcat\\*.ap.meta"):
         find_probe_recordings(session, "SC022")
+
+
+def test_load_clustering_dispatch(tmp_path):
+    s = synth(tmp_path)
+    _, probes = discover_session([tmp_path], "SC022", WHEN)
+    meta = probes[1].read_meta()
+    ks = load_clustering(probes[1].clustering, meta)
+    assert ks.method == "kilosort2" and ks.n_units == 3
+    v3 = write_jrc3(s.probe_dir / "SC022_x_jrc.mat", jrclust_fixture())
+    assert load_clustering(ClusteringOutput("jrclust_v3", v3), meta).method == "jrclust_v3"
+    v4 = write_jrc4(s.probe_dir / "SC022_x.ap_res.mat", jrclust_fixture())
+    r4 = load_clustering(ClusteringOutput("jrclust_v4", v4), meta)
+    assert r4.method == "jrclust_v4" and r4.sampling_rate == 30000.0
+    _, probes = discover_session([tmp_path], "SC022", WHEN)
+    assert probes[1].clustering.path == v4
