@@ -1,10 +1,38 @@
-"""Pipeline steps of schema ``experiment`` (Computed tables of §3.5)."""
+"""Pipeline steps of schema ``experiment``: behavior ingest (§14.1) and PhotostimBrainRegion
+(§3.5)."""
+
+from collections.abc import Iterable
 
 from django.db.models import QuerySet
 
-from mapsite.pipeline.steps import pipeline_step
+from mapsite.pipeline.steps import pipeline_step, register_discovery
 
-from .models import Laterality, Photostim, PhotostimBrainRegion
+from .ingest import discovery, service
+from .models import BehaviorFile, Laterality, Photostim, PhotostimBrainRegion
+
+BEHAVIOR_INGEST = "BehaviorIngest"
+
+
+def behavior_files_to_ingest() -> QuerySet[BehaviorFile]:
+    """Files found on the roots, not ingested, and not flagged as changed after an ingest."""
+    return BehaviorFile.objects.filter(session__isnull=True, changed_after_ingest__isnull=True)
+
+
+@register_discovery("behavior files")
+def scan_behavior_roots() -> discovery.ScanReport:
+    return discovery.scan_behavior_roots()
+
+
+@pipeline_step(
+    BEHAVIOR_INGEST,
+    key_model=BehaviorFile,
+    key_source=behavior_files_to_ingest,
+    queue="ingest",
+    soft_time_limit=15 * 60,
+)
+def ingest_behavior_file(behavior_file: BehaviorFile) -> None:
+    """Bpod .mat file → session, trials, labels, events and photostim records (§14.1)."""
+    service.ingest_behavior_file(behavior_file)
 
 
 class PhotostimRegionError(ValueError):
@@ -28,10 +56,18 @@ def laterality_from_ml(ml_locations: list[float]) -> str:
     )
 
 
+def photostims_of_ingested_file(upstream: str, behavior_file_id: int) -> Iterable[int]:
+    return Photostim.objects.filter(session__behavior_files=behavior_file_id).values_list(
+        "pk", flat=True
+    )
+
+
 @pipeline_step(
     "PhotostimBrainRegion",
     key_model=Photostim,
     key_source=photostims_with_locations,
+    depends_on=(BEHAVIOR_INGEST,),
+    keys_after=photostims_of_ingested_file,
 )
 def make_photostim_brain_region(photostim: Photostim) -> None:
     """The one brain area and the laterality a photostim protocol targets (spec §3.5)."""

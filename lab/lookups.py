@@ -84,11 +84,12 @@ ALL = {
 }
 
 
-def load(apps) -> None:  # noqa: ANN001 - the migration's historical app registry
+def load(apps, labels: list[str] | None = None) -> None:  # noqa: ANN001 - migration registry
+    """Load the lookups named by ``labels`` (default: all); each migration names its own."""
     from mapsite.core.lookups import load_lookup
 
-    for label, rows in ALL.items():
-        load_lookup(apps, label, rows)
+    for label in labels or ALL:
+        load_lookup(apps, label, ALL[label])
 
 
 def load_probe_geometry(apps) -> None:  # noqa: ANN001

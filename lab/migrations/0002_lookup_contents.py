@@ -4,7 +4,19 @@ from django.db import migrations
 def load(apps, schema_editor):
     from lab import lookups
 
-    lookups.load(apps)
+    lookups.load(
+        apps,
+        [
+            "lab.AnimalStrain",
+            "lab.AnimalSource",
+            "lab.VirusSource",
+            "lab.SkullReference",
+            "lab.BrainArea",
+            "lab.Hemisphere",
+            "lab.PhotostimDevice",
+            "lab.Whisker",
+        ],
+    )
 
 
 class Migration(migrations.Migration):

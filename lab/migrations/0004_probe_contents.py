@@ -4,7 +4,7 @@ from django.db import migrations
 def load(apps, schema_editor):
     from lab import lookups
 
-    lookups.load(apps)
+    lookups.load(apps, ["lab.ProbeType"])
     lookups.load_probe_geometry(apps)
 
 

@@ -28,7 +28,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from .models import Job, JobStatus
-from .steps import REGISTRY, Step, StepWaiting, downstream_of, get_step, ordered_steps
+from .steps import DISCOVERIES, REGISTRY, Step, StepWaiting, downstream_of, get_step, ordered_steps
 
 log = logging.getLogger(__name__)
 
@@ -306,8 +306,25 @@ def revive_orphans() -> int:
     return sum(len(v) for v in revived.values())
 
 
+def run_discoveries() -> dict[str, str]:
+    """Run every registered discovery (e.g. scanning data roots for new files).
+
+    A failing discovery is logged and reported, and does not stop the others or the sweep.
+    """
+    reports = {}
+    for name, discover in DISCOVERIES.items():
+        try:
+            reports[name] = str(discover())
+        except Exception as exc:  # noqa: BLE001 - one unreachable share must not stop the sweep
+            log.exception("discovery %s failed", name)
+            reports[name] = f"failed: {type(exc).__name__}: {exc}"
+    return reports
+
+
 def sweep() -> dict[str, int]:
-    """The periodic sweep: revive dead workers' jobs, queue missing keys, retry waiting ones."""
+    """The periodic sweep: find new inputs, revive dead workers' jobs, queue missing keys and
+    retry waiting ones."""
+    run_discoveries()
     revived = revive_orphans()
     sent = queue_missing(retry_waiting=True)
     if revived:

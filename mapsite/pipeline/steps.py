@@ -81,6 +81,19 @@ def pipeline_step(
     return decorate
 
 
+# Discoveries find new inputs (files on data roots) and record them as keys of ingest steps.
+# Each sweep runs them first; ``manage.py ingest_*`` commands call them directly.
+DISCOVERIES: dict[str, Callable[[], object]] = {}
+
+
+def register_discovery(name: str) -> Callable[[Callable[[], object]], Callable[[], object]]:
+    def decorate(func: Callable[[], object]) -> Callable[[], object]:
+        DISCOVERIES[name] = func
+        return func
+
+    return decorate
+
+
 def get_step(name: str) -> Step:
     try:
         return REGISTRY[name]

@@ -1,0 +1,167 @@
+"""Finding Bpod files on the behavior data roots and recording them (spec §14.1 discovery).
+
+A file is *registered* as a BehaviorFile row (root, path relative to it, size, mtime, sha256);
+the BehaviorIngest pipeline step then ingests each registered file once. A scan that finds an
+already-ingested file with different contents flags it for a person instead of ingesting it
+again.
+"""
+
+import hashlib
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from experiment.models import BehaviorFile
+from lab.models import Rig
+from mapsite.core.paths import DataRoot, PathOutsideRootsError, parse_roots, resolve_in_roots
+
+log = logging.getLogger(__name__)
+
+# {h2o}_{protocol}_{YYYYMMDD}_{HHMMSS}.mat — what the rig computers write (§14.1).
+BEHAVIOR_FILE_RE = re.compile(r"^[a-zA-Z]{2}.*_.*_[0-9]{8}_[0-9]{6}\.mat$")
+
+
+def behavior_roots() -> list[DataRoot]:
+    return parse_roots(settings.BEHAVIOR_DATA_ROOTS, with_rig=True)
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class ScanReport:
+    new: list[BehaviorFile] = field(default_factory=list)
+    unchanged: int = 0
+    changed: list[BehaviorFile] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (
+            f"{len(self.new)} new, {self.unchanged} unchanged, {len(self.changed)} changed "
+            f"after ingest, {len(self.refused)} refused"
+        )
+
+
+def _lexical_root(path: Path, roots: list[DataRoot]) -> tuple[DataRoot, Path] | None:
+    """The root a path is *named* under (before resolving links and ``..``), and the rest."""
+    absolute = Path(os.path.abspath(path.expanduser()))  # noqa: PTH100 - keeps '..' unresolved
+    for root in roots:
+        root_abs = Path(os.path.abspath(root.path.expanduser()))  # noqa: PTH100
+        if absolute.is_relative_to(root_abs):
+            return root, absolute.relative_to(root_abs)
+    return None
+
+
+def register_file(path: str | Path, roots: list[DataRoot] | None = None) -> BehaviorFile:
+    """Record one file (idempotent). Raises PathOutsideRootsError for paths under no root.
+
+    A file is identified by the root it is named under and its path below it. A path named
+    under a root but resolving outside every root (``..``, a symlink leaving the root) is
+    recorded without being opened; its ingest job then fails and says why.
+    """
+    roots = behavior_roots() if roots is None else roots
+    path = Path(path)
+    named = _lexical_root(path, roots)
+    if named is None:
+        resolve_in_roots(path, roots)  # raises, with the full explanation
+        raise PathOutsideRootsError(f"{path} is not named under a configured data root")
+    root, relative = named
+    try:
+        resolve_in_roots(path, roots)
+        real: Path | None = path.resolve(strict=True)
+    except PathOutsideRootsError:
+        real = None
+    rig = Rig.objects.filter(name=root.rig).first() if root.rig else None
+    if real is not None:
+        stat = real.stat()
+        size, mtime = stat.st_size, datetime.fromtimestamp(stat.st_mtime, tz=UTC)
+    else:
+        size, mtime = 0, timezone.now()
+
+    with transaction.atomic():
+        existing = (
+            BehaviorFile.objects.select_for_update()
+            .filter(root=str(root.path), relative_path=str(relative))
+            .first()
+        )
+        if existing is None:
+            return BehaviorFile.objects.create(
+                rig=rig,
+                root=str(root.path),
+                relative_path=str(relative),
+                file_name=path.name,
+                size=size,
+                mtime=mtime,
+                sha256=sha256_of(real) if real is not None else "",
+            )
+        if real is None or (existing.size == size and existing.mtime == mtime):
+            return existing
+        checksum = sha256_of(real)
+        if checksum == existing.sha256:
+            existing.mtime = mtime  # touched, not changed
+            existing.save(update_fields=["mtime", "updated_at"])
+            return existing
+        if existing.session_id is None:
+            # Not ingested yet (e.g. found while the rig was still writing): take the new contents.
+            existing.size, existing.mtime, existing.sha256 = size, mtime, checksum
+            existing.save(update_fields=["size", "mtime", "sha256", "updated_at"])
+            return existing
+        if existing.changed_after_ingest is None:
+            existing.changed_after_ingest = timezone.now()
+            existing.change_note = (
+                f"contents changed after ingest: size {existing.size} → {size} bytes, "
+                f"sha256 {existing.sha256[:12]}… → {checksum[:12]}…; the ingested session was "
+                "kept. Check the file and re-ingest by hand if the new contents are right."
+            )
+            existing.save(update_fields=["changed_after_ingest", "change_note", "updated_at"])
+            log.warning("behavior file %s changed after ingest", existing.relative_path)
+        return existing
+
+
+def iter_candidate_files(root: DataRoot) -> list[Path]:
+    """Files under a root whose name follows the Bpod pattern, in a stable order."""
+    found = []
+    for dirpath, _dirnames, filenames in os.walk(root.path, followlinks=False):
+        for name in filenames:
+            if BEHAVIOR_FILE_RE.match(name):
+                found.append(Path(dirpath) / name)
+    return sorted(found)
+
+
+def scan_behavior_roots(roots: list[DataRoot] | None = None) -> ScanReport:
+    """Walk every behavior root and register what is there."""
+    roots = behavior_roots() if roots is None else roots
+    report = ScanReport()
+    for root in roots:
+        if not root.path.is_dir():
+            log.warning("behavior data root %s (rig %s) is not reachable", root.path, root.rig)
+            continue
+        for path in iter_candidate_files(root):
+            before = BehaviorFile.objects.filter(
+                root=str(root.path), relative_path=str(path.relative_to(root.path))
+            ).first()  # iter_candidate_files yields paths named under root.path
+            flagged_before = before.changed_after_ingest if before else None
+            try:
+                row = register_file(path, [root])
+            except (OSError, PathOutsideRootsError) as exc:
+                report.refused.append(f"{path}: {exc}")
+                continue
+            if before is None:
+                report.new.append(row)
+            elif row.changed_after_ingest and not flagged_before:
+                report.changed.append(row)
+            else:
+                report.unchanged += 1
+    return report
