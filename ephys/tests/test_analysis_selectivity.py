@@ -145,14 +145,16 @@ def test_edge_cases_no_trials_one_side_zero_variance():
     assert np.isnan(one.contra_firing_rate).all() and (one.n_contra == 0).all()
     assert (one.n_ipsi > 0).all()
     _check_against_reference(s, al, ref, only_left, one)
-    # a NaN window (missing event) drops the trial
+    # a NaN window (missing event) drops the trial from that period only
     ev = {k: v.copy() for k, v in s.events.items()}
     mask = selectivity_trial_mask(s.labels, s.delay_duration)
-    t = int(np.flatnonzero(mask & al.aligned_to_go)[0])
-    ev["sample"][t] = np.nan
+    usable = mask & al.aligned_to_go
+    for side in ("left", "right"):  # one ipsi and one contra trial lose their sample event
+        ev["sample"][int(np.flatnonzero(usable & (instr == side))[0])] = np.nan
     res = period_selectivity(al, mask, instr, s.hemisphere, period_windows(ev))
-    n_ok = (mask & al.aligned_to_go).sum()
-    assert (res.n_ipsi[0] + res.n_contra[0]).tolist() == [n_ok - 1, n_ok, n_ok]
+    n_ok = usable.sum()
+    assert (res.n_ipsi[0] + res.n_contra[0]).tolist() == [n_ok - 2, n_ok, n_ok]
+    assert np.isfinite(res.contra_firing_rate).all() and np.isfinite(res.ipsi_firing_rate).all()
     _check_against_reference_events(s, al, ref, mask, res, ev)
 
 
