@@ -15,7 +15,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.db import models
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
@@ -32,6 +32,7 @@ from mapsite.core.admin_base import (
     LookupAdmin,
     ReadOnlyAdmin,
     ReadOnlyInline,
+    SessionOrderingMixin,
     TabularInline,
 )
 
@@ -47,7 +48,6 @@ from .models import (
     Photostim,
     PhotostimEvent,
     PhotostimLocation,
-    PhotostimTrial,
     Project,
     ProjectSession,
     Session,
@@ -139,7 +139,7 @@ def session_summary(session: Session) -> dict[str, Any]:
     """
     totals = SessionTrial.objects.filter(session=session).aggregate(
         trials=Count("pk"),
-        behavior=Count("behavior"),
+        with_behavior=Count("behavior"),
         early_lick=Count(
             "pk",
             filter=Q(behavior__isnull=False) & ~Q(behavior__early_lick__name=NO_EARLY_LICK),
@@ -421,7 +421,7 @@ class SessionAdmin(HistoryAdmin):
 
 
 @admin.register(SessionTrial)
-class SessionTrialAdmin(ReadOnlyAdmin):
+class SessionTrialAdmin(SessionOrderingMixin, ReadOnlyAdmin):
     list_display = [
         "session",
         "trial",
@@ -440,6 +440,7 @@ class SessionTrialAdmin(ReadOnlyAdmin):
         "behavior__instruction",
         "behavior__outcome",
         "behavior__early_lick",
+        "photostim_trial",
     ]
     list_filter = [
         ("session", AutocompleteFilter),
@@ -451,6 +452,7 @@ class SessionTrialAdmin(ReadOnlyAdmin):
     ]
     # (session, trial) is unique and indexed: the newest session's trials come straight off it.
     ordering = ["-session_id", "trial"]
+    session_ordering = ["trial"]
     fields = [
         "session",
         ("trial", "trial_uid"),
@@ -461,12 +463,7 @@ class SessionTrialAdmin(ReadOnlyAdmin):
     readonly_fields = ["behavior_labels", "events"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[SessionTrial]:
-        return (
-            super()
-            .get_queryset(request)
-            .select_related(SESSION_PATH)
-            .annotate(has_photostim=Exists(PhotostimTrial.objects.filter(trial=OuterRef("pk"))))
-        )
+        return super().get_queryset(request).select_related(SESSION_PATH)
 
     @staticmethod
     def _behavior(trial: SessionTrial) -> BehaviorTrial | None:
@@ -497,9 +494,9 @@ class SessionTrialAdmin(ReadOnlyAdmin):
         b = self._behavior(trial)
         return b.free_water if b else None
 
-    @admin.display(description="photostim", boolean=True, ordering="has_photostim")
+    @admin.display(description="photostim", boolean=True)
     def photostim(self, trial: SessionTrial) -> bool:
-        return trial.has_photostim
+        return getattr(trial, "photostim_trial", None) is not None  # joined: no query
 
     @admin.display(description="behavior")
     def behavior_labels(self, trial: SessionTrial) -> str:
@@ -551,7 +548,7 @@ class SessionTrialAdmin(ReadOnlyAdmin):
 
 
 @admin.register(BehaviorTrial)
-class BehaviorTrialAdmin(ReadOnlyAdmin):
+class BehaviorTrialAdmin(SessionOrderingMixin, ReadOnlyAdmin):
     list_display = [
         "session",
         "trial_number",
@@ -579,7 +576,9 @@ class BehaviorTrialAdmin(ReadOnlyAdmin):
         "free_water",
         ("task_protocol__task", admin.RelatedFieldListFilter),
     ]
-    ordering = ["-trial__session_id", "trial__trial"]
+    ordering = ["-pk"]  # the trial's id: ingested in session and trial order
+    session_filter_param = "trial__session__id__exact"
+    session_ordering = ["trial__trial"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[BehaviorTrial]:
         return (
@@ -597,10 +596,10 @@ class BehaviorTrialAdmin(ReadOnlyAdmin):
         return b.trial.trial
 
 
-class _EventAdmin(ReadOnlyAdmin):
+class _EventAdmin(SessionOrderingMixin, ReadOnlyAdmin):
     """Trial/action events: filtered by session; the trial's session and number shown."""
 
-    trial_path = "trial__trial"  # BehaviorTrial → SessionTrial
+    session_filter_param = "trial__trial__session__id__exact"
 
     @admin.display(description="session")
     def session(self, event: Any) -> Session:
@@ -624,6 +623,7 @@ class TrialEventAdmin(_EventAdmin):
     list_select_related = [f"trial__trial__{SESSION_PATH}", "event_type"]
     list_filter = [("trial__trial__session", AutocompleteFilter), "event_type"]
     ordering = ["-trial_id", "trial_event_id"]
+    session_ordering = ["trial_id", "trial_event_id"]
 
 
 @admin.register(ActionEvent)
@@ -638,6 +638,7 @@ class ActionEventAdmin(_EventAdmin):
     list_select_related = [f"trial__trial__{SESSION_PATH}", "action_type"]
     list_filter = [("trial__trial__session", AutocompleteFilter), "action_type"]
     ordering = ["-trial_id", "action_event_id"]
+    session_ordering = ["trial_id", "action_event_id"]
 
 
 # --- Photostimulation (ingested: read-only) ----------------------------------------------------
@@ -699,7 +700,7 @@ class PhotostimAdmin(ReadOnlyAdmin):
 
 
 @admin.register(PhotostimEvent)
-class PhotostimEventAdmin(ReadOnlyAdmin):
+class PhotostimEventAdmin(SessionOrderingMixin, ReadOnlyAdmin):
     list_display = [
         "session",
         "trial_number",
@@ -711,6 +712,8 @@ class PhotostimEventAdmin(ReadOnlyAdmin):
     list_select_related = [f"photostim_trial__trial__{SESSION_PATH}", "photostim"]
     list_filter = [("photostim_trial__trial__session", AutocompleteFilter)]
     ordering = ["-photostim_trial_id", "photostim_event_id"]
+    session_filter_param = "photostim_trial__trial__session__id__exact"
+    session_ordering = ["photostim_trial_id", "photostim_event_id"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PhotostimEvent]:
         return super().get_queryset(request).defer("photostim__waveform")

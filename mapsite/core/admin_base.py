@@ -55,7 +55,8 @@ class CappedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        return self.object_list[: self.cap + 1].count()
+        # Any cap+1 rows will do for a count: drop the ordering so no sort is needed.
+        return self.object_list.order_by()[: self.cap + 1].count()
 
     @property
     def capped(self) -> bool:
@@ -315,6 +316,23 @@ class ReadOnlyAdmin(BaseAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return request.user.is_active and request.user.is_superuser
+
+
+class SessionOrderingMixin:
+    """Order an ingested table naturally inside one session, by an index otherwise.
+
+    Filtered by session (``session_filter_param`` present), rows come in ``session_ordering``
+    (e.g. trial number); unfiltered, in ``ordering``, which must be served by an index
+    (e.g. ``-pk``) so that the first page of a table of millions needs no sort.
+    """
+
+    session_filter_param = "session__id__exact"
+    session_ordering: Sequence[str] = ()
+
+    def get_ordering(self, request: HttpRequest) -> Sequence[str]:
+        if self.session_ordering and self.session_filter_param in request.GET:
+            return self.session_ordering
+        return super().get_ordering(request)  # type: ignore[misc]
 
 
 class LookupAdmin(ReadOnlyAdmin):
