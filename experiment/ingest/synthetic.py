@@ -1204,6 +1204,7 @@ def write_synthetic_session(
     Returns the ground truth with ``path`` set to the written file.
     """
     session = build_synthetic_session(**options)
+    Path(path_dir).mkdir(parents=True, exist_ok=True)
     path = write_mat(
         Path(path_dir) / session.file_name,
         {"SessionData": session.session_data},

@@ -574,14 +574,17 @@ def test_mtl_bitcode_is_ten_bits_lsb_first():
 
 
 def test_parse_is_fast_for_1000_trials(tmp_path):
-    """Best of three, to be robust to a busy machine; loading dominates (scipy)."""
+    """Under 1 s of CPU time (best of three); loading with scipy dominates.
+
+    CPU time rather than wall-clock because the test machine is shared by parallel jobs.
+    """
     import time
 
     path = build_file(tmp_path, n_trials=1000, seed=11, skip_rate=0.05)
     timings = []
     for _ in range(3):
-        start = time.perf_counter()
+        start = time.process_time()
         parsed = parse_session(path)
-        timings.append(time.perf_counter() - start)
+        timings.append(time.process_time() - start)
     assert len(parsed.trials) + len(parsed.skipped) == 1000
     assert min(timings) < 1.0, timings
