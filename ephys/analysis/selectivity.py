@@ -169,26 +169,37 @@ def _window_counts(
     inv = inv.reshape(-1)
     lo_k, hi_k = inv[:n_w], inv[n_w:]
     n_k = bounds.shape[1]
-    selected = np.zeros(n_t, dtype=bool)
-    selected[trials] = True
+    const = np.all(bounds == bounds[:1], axis=0)  # e.g. the go cue (0) and go + 1.2 s
     pair_counts = np.diff(aligned.offsets).reshape(n_u, n_t)
+    pair_starts = aligned.offsets[:-1].reshape(n_u, n_t)
     unit_spk = aligned.offsets[::n_t]
+    ge = np.empty((n_k, 0), dtype=bool)
     u0 = 0
     while u0 < n_u:
         u1 = u0 + 1
         while u1 < n_u and unit_spk[u1 + 1] - unit_spk[u0] <= _BLOCK_SPIKES:
             u1 += 1
-        x = aligned.times[unit_spk[u0] : unit_spk[u1]]
-        pc = pair_counts[u0:u1]
-        xs = x[np.repeat(np.tile(selected, u1 - u0), pc.ravel())]
-        pcs = pc[:, trials].ravel()
-        ge = xs[:, None] >= np.repeat(np.tile(bounds, (u1 - u0, 1)), pcs, axis=0)
+        nu = u1 - u0
+        # gather the spikes of the selected (unit, trial) pairs: concatenated slices
+        pcs = pair_counts[u0:u1, trials].ravel()
+        total = int(pcs.sum())
+        first = np.cumsum(pcs) - pcs
+        idx = np.repeat(pair_starts[u0:u1, trials].ravel() - first, pcs)
+        idx += np.arange(total)
+        xs = aligned.times[idx]
+        if ge.shape[1] < total:
+            ge = np.empty((n_k, total), dtype=bool)
+        g = ge[:, :total]
+        for k in range(n_k):
+            if const[k]:
+                np.greater_equal(xs, bounds[0, k], out=g[k])
+            else:
+                np.greater_equal(xs, np.repeat(np.tile(bounds[:, k], nu), pcs), out=g[k])
         n_ge = np.zeros((len(pcs), n_k), dtype=np.int64)
         nonempty = pcs > 0
         if nonempty.any():
-            starts = (np.cumsum(pcs) - pcs)[nonempty]
-            n_ge[nonempty] = np.add.reduceat(ge, starts, axis=0, dtype=np.int64)
-        n_ge = n_ge.reshape(u1 - u0, n_sel, n_k)
+            n_ge[nonempty] = np.add.reduceat(g, first[nonempty], axis=1, dtype=np.int64).T
+        n_ge = n_ge.reshape(nu, n_sel, n_k)
         out[u0:u1] = np.maximum(n_ge[:, :, lo_k] - n_ge[:, :, hi_k], 0)
         u0 = u1
     return out

@@ -18,6 +18,7 @@ from .align import AlignedSpikes
 
 __all__ = [
     "BRAIN_AREA_UNIT_RESTRICTIONS",
+    "as_nullable",
     "DepthRule",
     "UnitStatResult",
     "cell_types",
@@ -34,6 +35,11 @@ FS_MAX_WIDTH_MS = 0.4
 UPSAMPLE = 100
 DRIFT_WINDOW = 6
 DRIFT_STEP = 6
+
+
+def as_nullable(values: np.ndarray) -> list[float | None]:
+    """Python floats with ``NaN`` → ``None``, ready for a nullable DB column."""
+    return [None if v != v else float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
 
 
 @dataclass

@@ -158,3 +158,24 @@ def test_comparison_detects_a_single_moved_spike():
     ref[0][t][k] += 0.04  # one spike one bin later
     r_rates, _ = ref_psth_all(ref, m, al.aligned_to_go)
     assert not np.allclose(res.rates[0, j], r_rates[0, j])
+
+
+def test_degenerate_shapes():
+    # no trial at all
+    times, offsets = build_csr([np.array([1.0, 2.0]), np.zeros(0)])
+    al = align_spikes_to_trials(times, offsets, np.zeros(0), np.zeros(0))
+    res = compute_psths(al, np.zeros((0, 17), dtype=bool))
+    assert res.rates.shape == (2, 17, 150) and (res.trial_count == 0).all()
+    assert np.isnan(res.rates).all()
+    assert per_trial_psth(al, [])[0].shape == (2, 0, 150)
+    # no unit
+    times, offsets = build_csr([])
+    al = align_spikes_to_trials(times, offsets, np.array([0.0, 5.0]), np.array([1.0, 1.0]))
+    assert compute_psths(al, np.ones((2, 3), dtype=bool)).rates.shape == (0, 3, 150)
+    # only silent units
+    times, offsets = build_csr([np.zeros(0)] * 3)
+    al = align_spikes_to_trials(times, offsets, np.array([0.0, 5.0]), np.array([1.0, 1.0]))
+    res = compute_psths(al, np.ones((2, 2), dtype=bool))
+    assert (res.rates == 0).all() and (res.trial_count == 2).all()
+    with pytest.raises(ValueError, match="membership"):
+        compute_psths(al, np.ones((3, 2), dtype=bool))

@@ -21,7 +21,7 @@ from ephys.analysis.reference import (
     ref_unit_stat,
 )
 from ephys.analysis.synthetic import make_session
-from ephys.analysis.unit_stats import DepthRule
+from ephys.analysis.unit_stats import DepthRule, as_nullable
 
 
 def _setup(seed, **kw):
@@ -44,6 +44,7 @@ def test_unit_stat_equals_reference(seed, count_dup):
             assert res.avg_firing_rate[u] == pytest.approx(rate, rel=1e-12)
             assert res.isi_violation[u] == pytest.approx(isi, rel=1e-12)
     assert np.isnan(res.avg_firing_rate[-1])  # the silent unit: no ISI -> NULL
+    assert as_nullable(res.avg_firing_rate)[-1] is None
 
 
 def test_unit_stat_by_hand_and_duplicate_modes():
