@@ -8,8 +8,15 @@ count reported is the unit's own number of trials in the condition (not the §19
 stored the size of the whole condition query across sessions).  Zero trials → ``NaN`` rates and
 ``trial_count == 0`` (the DB layer stores a row with nulls, as the original did).
 
-Method: one ``bincount`` over ``(unit, trial, bin)`` for the spikes inside the window, then a
-product with the ``trial × condition`` membership matrix, chunked over units to bound memory.
+The original code built its bins with ``np.arange(-3, 3, 0.04)`` (149 bins, −3…2.96 s; its own
+comment notes the mismatch with the MATLAB 150); here the window is the full −3…+3 s of §8.
+Pass ``edges=psth_edges(-3, 2.96, 0.04)`` to reproduce the old 149 bins.
+
+Method: trials with the same membership row (the same set of conditions) form a group; one
+``bincount`` per block of units over ``(unit, group, bin)`` keys, then a product with the small
+``group × condition`` pattern matrix.  The bin of a spike is computed arithmetically and
+re-decided against the exact edge values only when it lies within rounding error of an edge,
+so counts equal ``np.histogram``'s exactly.
 """
 
 from __future__ import annotations
