@@ -3,6 +3,22 @@
 The DB layer reads arrays (spike times per unit, trial tables, photostim events) and calls
 these functions once per probe insertion; everything here is vectorized over all units of the
 insertion.  Loop re-implementations used as test oracles live in :mod:`.reference`.
+
+Typical flow for one insertion (arrays in trial order; event times relative to trial start)::
+
+    times, offsets = build_csr(per_unit_spike_times)          # or read the CSR directly
+    aligned = align_spikes_to_trials(times, offsets, ephys_trial_starts, go_cues)
+    labels = TrialLabels(task=..., task_protocol=..., trial_instruction=..., outcome=...,
+                         early_lick=..., auto_water=..., free_water=...,
+                         stim_event_trial=..., stim_event_brain_area=...,
+                         stim_event_laterality=...)
+    membership = condition_membership(labels) & good_trials[:, None]
+    psth = compute_psths(aligned, membership)                 # UnitPsth rows
+    ps = period_selectivity(aligned, selectivity_trial_mask(labels, delay_durations),
+                            labels.trial_instruction, unit_hemisphere,
+                            period_windows({"sample": ..., "delay": ..., "go": ...}))
+    us = unit_selectivity(ps.selectivity, ps.ipsi_firing_rate, ps.contra_firing_rate)
+    stats = unit_stats(aligned, trial_stop - trial_start)     # UnitStat
 """
 
 from .align import AlignedSpikes, align_spikes_to_trials, build_csr, raster
