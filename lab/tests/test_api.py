@@ -85,16 +85,20 @@ def token_client(user: Any) -> APIClient:
     return client
 
 
+def new_user(*, staff: bool = False) -> Any:
+    """An analyst (or, with ``staff``, a curator) with a password."""
+    name = "curator" if staff else "analyst"
+    return get_user_model().objects.create_user(name, password=f"{name}-pw-8361", is_staff=staff)
+
+
 @pytest.fixture
 def user(db: None) -> Any:
-    return get_user_model().objects.create_user("analyst", password="analyst-pw-8361")
+    return new_user()
 
 
 @pytest.fixture
 def staff(db: None) -> Any:
-    return get_user_model().objects.create_user(
-        "curator", password="curator-pw-8361", is_staff=True
-    )
+    return new_user(staff=True)
 
 
 @pytest.fixture

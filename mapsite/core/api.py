@@ -17,7 +17,9 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, status, viewsets
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import APIException
+from rest_framework.throttling import AnonRateThrottle
 
 from .pagination import CappedPageNumberPagination
 from .permissions import IsAuthenticatedReadStaffWrite
@@ -36,6 +38,7 @@ __all__ = [
     "NameChoiceFilter",
     "NameMultipleChoiceFilter",
     "ReadOnlyModelSerializer",
+    "ThrottledObtainAuthToken",
     "lookup_queryset",
     "lookup_viewset",
 ]
@@ -171,6 +174,11 @@ class NameMultipleChoiceFilter(filters.ModelMultipleChoiceFilter):
         kwargs.setdefault("distinct", False)
         super().__init__(*args, **kwargs)
 
+    def get_filter_predicate(self, v: models.Model) -> dict[str, Any]:
+        # Compare the relation with the row itself; django-filter would compare the relation
+        # (an id) with the row's name.
+        return {self.field_name: v}
+
 
 class NameChoiceFilter(filters.ModelChoiceFilter):
     """One row by its natural key (``name`` unless told); unknown keys are a 400."""
@@ -211,3 +219,13 @@ def lookup_viewset(
         "api_tags": (tag or model._meta.app_label,),
     }
     return type(f"{model.__name__}ViewSet", (MapReadOnlyViewSet,), attrs)
+
+
+class ThrottledObtainAuthToken(ObtainAuthToken):
+    """``POST username + password → token``, throttled per client address.
+
+    DRF's ``obtain_auth_token`` sets ``throttle_classes = ()``, so password guessing against it
+    is unlimited; this one applies the anonymous rate (``DEFAULT_THROTTLE_RATES["anon"]``).
+    """
+
+    throttle_classes = (AnonRateThrottle,)
