@@ -20,6 +20,7 @@ PRODUCTION = {
     "DJANGO_SETTINGS_MODULE": "mapsite.settings.production",
     "DJANGO_ALLOWED_HOSTS": "example.org",
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+    "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
 }
 
 
@@ -65,6 +66,16 @@ def test_production_refuses_missing_or_insecure_secret_key(
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_production_refuses_to_run_tasks_in_process(
+    clean_env: Callable, manage_py: list[str]
+) -> None:
+    env = clean_env(**PRODUCTION, DJANGO_SECRET_KEY=secrets.token_urlsafe(48))
+    env["CELERY_BROKER_URL"] = ""
+    result = run([*manage_py, "check"], env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and "CELERY_BROKER_URL" in result.stderr
 
 
 # --- manage.py ensure_admin ----------------------------------------------------------------------
