@@ -282,3 +282,30 @@ def test_cd_projected_psth_against_reference(seed):
         assert pc[:, late].mean() > pi[:, late].mean()
     with pytest.raises(ValueError):
         cd_projected_psth(al, contra, [])
+
+
+def test_windows_are_half_open_at_event_times():
+    # one unit, two trials (left, right), go at 3.0 s, delay at 1.8 s, sample at 0.5 s
+    ev = {"sample": np.array([0.5, 0.5]), "delay": np.array([1.8, 1.8]), "go": np.array([3.0, 3.0])}
+    starts = np.array([0.0, 100.0])
+    # spikes exactly at the sample, delay, go and go + 1.2 s of trial 0, plus one in trial 1
+    unit = np.array([0.5, 1.8, 3.0, 4.2, 103.5])
+    times, offsets = build_csr([unit])
+    al = align_spikes_to_trials(times, offsets, starts, ev["go"])
+    w = period_windows(ev)
+    from ephys.analysis.selectivity import _window_counts
+
+    counts = _window_counts(al, np.array([0, 1]), [w[p] for p in ("sample", "delay", "response")])
+    # [sample, delay) gets 0.5 s; [delay, go) gets 1.8 s; [go, go + 1.2) gets 3.0 s (not 4.2)
+    assert counts[0].tolist() == [[1, 1, 1], [0, 0, 1]]
+    ref = ref_align([unit], starts, ev["go"])
+    ok = np.array([True, True])
+    instr = np.array(["left", "right"], dtype=object)
+    res = period_selectivity(al, ok, instr, "left", w)
+    for j, p in enumerate(res.periods):
+        sel, mi, mc, pv = ref_period_selectivity(ref[0], ok, instr, "left", ev, PERIODS[p])
+        assert res.selectivity[0, j] == sel
+        np.testing.assert_allclose(
+            [res.ipsi_firing_rate[0, j], res.contra_firing_rate[0, j]], [mi, mc]
+        )
+    assert res.ipsi_firing_rate[0].tolist() == pytest.approx([1 / 1.3, 1 / 1.2, 1 / 1.2])
