@@ -32,7 +32,7 @@ from mapsite.core.admin_base import (
     LookupAdmin,
     ReadOnlyAdmin,
     ReadOnlyInline,
-    SessionOrderingMixin,
+    SessionScopedMixin,
     TabularInline,
 )
 
@@ -71,6 +71,7 @@ NO_EARLY_LICK = "no early"
 OUTCOME_ORDER = [row["name"] for row in lookups.OUTCOMES]
 INSTRUCTION_ORDER = [row["name"] for row in lookups.TRIAL_INSTRUCTIONS]
 SESSION_PATH = "session__subject__water_restriction"  # what str(session) reads
+TICK = "✓"
 
 
 def _lab_time_zone() -> str:
@@ -307,7 +308,7 @@ class SessionAdmin(HistoryAdmin):
     ]
     search_help_text = "Water-restriction number (e.g. dl7), subject id or session number"
     autocomplete_fields = ["subject", "username", "rig"]
-    readonly_fields = ["summary", "created_at", "updated_at"]
+    readonly_fields = ["created_at", "updated_at"]
     inlines = [
         SessionDetailsInline,
         SessionCommentInline,
@@ -347,7 +348,6 @@ class SessionAdmin(HistoryAdmin):
             return [main]
         return [
             main,
-            ("Summary", {"fields": ["summary"]}),
             ("Record", {"classes": ["collapse"], "fields": [("created_at", "updated_at")]}),
         ]
 
@@ -375,9 +375,9 @@ class SessionAdmin(HistoryAdmin):
     def trial_count(self, session: Session) -> int:
         return session.trial_count
 
-    @admin.display(description="summary")
     def summary(self, session: Session) -> SafeString:
-        """Trial counts by outcome and instruction, with links to the trial lists."""
+        """Trial counts by outcome and instruction, with links to the trial lists (shown full
+        width under the session's fields)."""
         if session.pk is None:
             return mark_safe("")
         return mark_safe(  # noqa: S308 - rendered by an autoescaping template
@@ -409,6 +409,7 @@ class SessionAdmin(HistoryAdmin):
         obj: Session | None = None,
     ) -> HttpResponse:
         if obj is not None and obj.pk is not None:
+            context["summary"] = self.summary(obj)
             context["trial_rows"] = trial_rows(obj)
             context["trials_url"] = (
                 reverse("admin:experiment_sessiontrial_changelist")
@@ -421,7 +422,7 @@ class SessionAdmin(HistoryAdmin):
 
 
 @admin.register(SessionTrial)
-class SessionTrialAdmin(SessionOrderingMixin, ReadOnlyAdmin):
+class SessionTrialAdmin(SessionScopedMixin, ReadOnlyAdmin):
     list_display = [
         "session",
         "trial",
@@ -482,21 +483,23 @@ class SessionTrialAdmin(SessionOrderingMixin, ReadOnlyAdmin):
     @admin.display(description="early lick", ordering="behavior__early_lick__name")
     def early_lick(self, trial: SessionTrial) -> str | None:
         b = self._behavior(trial)
-        return b.early_lick.name if b else None
+        return b.early_lick.name if b and b.early_lick.name != NO_EARLY_LICK else None
 
-    @admin.display(description="auto water", boolean=True)
-    def auto_water(self, trial: SessionTrial) -> bool | None:
+    # Flags show as a tick when set and stay blank otherwise: a column of red crosses hides
+    # the few trials that matter.
+    @admin.display(description="auto water")
+    def auto_water(self, trial: SessionTrial) -> str:
         b = self._behavior(trial)
-        return b.auto_water if b else None
+        return TICK if b and b.auto_water else ""
 
-    @admin.display(description="free water", boolean=True)
-    def free_water(self, trial: SessionTrial) -> bool | None:
+    @admin.display(description="free water")
+    def free_water(self, trial: SessionTrial) -> str:
         b = self._behavior(trial)
-        return b.free_water if b else None
+        return TICK if b and b.free_water else ""
 
-    @admin.display(description="photostim", boolean=True)
-    def photostim(self, trial: SessionTrial) -> bool:
-        return getattr(trial, "photostim_trial", None) is not None  # joined: no query
+    @admin.display(description="photostim")
+    def photostim(self, trial: SessionTrial) -> str:
+        return TICK if getattr(trial, "photostim_trial", None) is not None else ""  # joined
 
     @admin.display(description="behavior")
     def behavior_labels(self, trial: SessionTrial) -> str:
@@ -548,7 +551,7 @@ class SessionTrialAdmin(SessionOrderingMixin, ReadOnlyAdmin):
 
 
 @admin.register(BehaviorTrial)
-class BehaviorTrialAdmin(SessionOrderingMixin, ReadOnlyAdmin):
+class BehaviorTrialAdmin(SessionScopedMixin, ReadOnlyAdmin):
     list_display = [
         "session",
         "trial_number",
@@ -556,8 +559,8 @@ class BehaviorTrialAdmin(SessionOrderingMixin, ReadOnlyAdmin):
         "instruction",
         "outcome",
         "early_lick",
-        "auto_water",
-        "free_water",
+        "auto_water_flag",
+        "free_water_flag",
     ]
     list_display_links = ["trial_number"]
     list_select_related = [
@@ -595,8 +598,16 @@ class BehaviorTrialAdmin(SessionOrderingMixin, ReadOnlyAdmin):
     def trial_number(self, b: BehaviorTrial) -> int:
         return b.trial.trial
 
+    @admin.display(description="auto water", ordering="auto_water")
+    def auto_water_flag(self, b: BehaviorTrial) -> str:
+        return TICK if b.auto_water else ""
 
-class _EventAdmin(SessionOrderingMixin, ReadOnlyAdmin):
+    @admin.display(description="free water", ordering="free_water")
+    def free_water_flag(self, b: BehaviorTrial) -> str:
+        return TICK if b.free_water else ""
+
+
+class _EventAdmin(SessionScopedMixin, ReadOnlyAdmin):
     """Trial/action events: filtered by session; the trial's session and number shown."""
 
     session_filter_param = "trial__trial__session__id__exact"
@@ -700,7 +711,7 @@ class PhotostimAdmin(ReadOnlyAdmin):
 
 
 @admin.register(PhotostimEvent)
-class PhotostimEventAdmin(SessionOrderingMixin, ReadOnlyAdmin):
+class PhotostimEventAdmin(SessionScopedMixin, ReadOnlyAdmin):
     list_display = [
         "session",
         "trial_number",

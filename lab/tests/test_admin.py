@@ -198,7 +198,7 @@ def test_add_subject_with_water_restriction_and_see_history(staff_client):
     assert [(c["field"], str(c["old"]), str(c["new"])) for c in changed["changes"]] == [
         ("Wr start weight", "23.400", "21.000")
     ]
-    assert "Changes to related rows" in html
+    assert "Changes to the inline rows of this object" in html
 
 
 def test_surgery_change_page_and_add_prefill(staff_client):

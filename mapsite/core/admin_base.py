@@ -318,21 +318,31 @@ class ReadOnlyAdmin(BaseAdmin):
         return request.user.is_active and request.user.is_superuser
 
 
-class SessionOrderingMixin:
-    """Order an ingested table naturally inside one session, by an index otherwise.
+class SessionScopedMixin:
+    """A changelist of per-session rows (trials, events), usually looked at one session at a time.
 
     Filtered by session (``session_filter_param`` present), rows come in ``session_ordering``
-    (e.g. trial number); unfiltered, in ``ordering``, which must be served by an index
-    (e.g. ``-pk``) so that the first page of a table of millions needs no sort.
+    (e.g. trial number) and the session column, the same on every row, is left out. Unfiltered,
+    they come in ``ordering``, which must be served by an index (e.g. ``-pk``) so that the first
+    page of a table of millions needs no sort.
     """
 
     session_filter_param = "session__id__exact"
     session_ordering: Sequence[str] = ()
 
+    def _one_session(self, request: HttpRequest) -> bool:
+        return self.session_filter_param in request.GET
+
     def get_ordering(self, request: HttpRequest) -> Sequence[str]:
-        if self.session_ordering and self.session_filter_param in request.GET:
+        if self.session_ordering and self._one_session(request):
             return self.session_ordering
         return super().get_ordering(request)  # type: ignore[misc]
+
+    def get_list_display(self, request: HttpRequest) -> Sequence[str]:
+        columns = super().get_list_display(request)  # type: ignore[misc]
+        if self._one_session(request):
+            return [c for c in columns if c != "session"]
+        return columns
 
 
 class LookupAdmin(ReadOnlyAdmin):
