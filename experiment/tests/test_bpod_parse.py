@@ -35,7 +35,7 @@ from experiment.ingest.errors import (
     UnknownTaskLayoutError,
     UnreadableFileError,
 )
-from experiment.ingest.synthetic import build_synthetic_session, write_mat
+from experiment.ingest.synthetic import Cell, build_synthetic_session, write_mat
 
 REAL_FILE = Path("/work/shared/data/map-ephys-real/dl25_tw2_20180225_102508.mat")
 needs_real_file = pytest.mark.skipif(not REAL_FILE.is_file(), reason="real MAP file not present")
@@ -542,6 +542,78 @@ def test_missing_gui_field_names_trial(tmp_path):
 
     with pytest.raises(MissingFieldError, match=r"TrialSettings\(3\)\.GUI\.Reversal is missing"):
         parse_session(build_file(tmp_path, mutate=no_reversal, protocol_type=7))
+
+
+def test_malformed_state_visits_name_trial_and_state(tmp_path):
+    def odd_visits(sd):
+        sd["RawEvents"]["Trial"][1]["States"]["DelayPeriod"] = np.array([1.0, 2.0, 3.0])
+
+    with pytest.raises(MissingFieldError, match=r"trial 2: .*States\.DelayPeriod is not a list"):
+        parse_session(build_file(tmp_path, mutate=odd_visits, protocol_type=7))
+
+
+def test_state_defined_but_absent_from_raw_events(tmp_path):
+    def drop_state(sd):
+        del sd["RawEvents"]["Trial"][0]["States"]["ResponseCue"]
+
+    with pytest.raises(MissingFieldError, match=r"trial 1: RawEvents.*has no ResponseCue"):
+        parse_session(build_file(tmp_path, mutate=drop_state, protocol_type=7))
+
+
+def test_non_numeric_trial_types(tmp_path):
+    def text_types(sd):
+        sd["TrialTypes"] = Cell(["left"] * 5)
+
+    with pytest.raises(MissingFieldError, match=r"SessionData\.TrialTypes is not numeric"):
+        parse_session(build_file(tmp_path, mutate=text_types))
+
+
+def test_event_codes_and_timestamps_of_different_lengths(tmp_path):
+    def drop_timestamp(sd):
+        times = sd["RawData"]["OriginalEventTimestamps"]
+        times[3] = times[3][:-1]
+
+    with pytest.raises(LengthMismatchError, match=r"trial 4: RawData\.OriginalEventData has"):
+        parse_session(build_file(tmp_path, mutate=drop_timestamp, protocol_type=7))
+
+
+def test_mtl_position_matrix_of_unexpected_shape(tmp_path):
+    def stacked(sd):
+        sd["X_positions_mat"] = np.stack(list(sd["X_positions_mat"]), axis=0)
+
+    with pytest.raises(MissingFieldError, match=r"X_positions_mat has shape \(6, 3, 3\)"):
+        parse_session(
+            build_file(tmp_path, mtl=True, n_trials=6, mtl_invalid_rate=0.0, mutate=stacked)
+        )
+
+
+def test_mtl_session_wide_position_matrices(tmp_path):
+    """One matrix for the whole session is accepted as well as one per trial."""
+
+    def session_wide(sd):
+        for name in ("trial_type_mat", "X_positions_mat", "Z_positions_mat"):
+            sd[name] = sd[name][0]
+
+    session = build_synthetic_session(mtl=True, n_trials=12, seed=4)
+    session_wide(session.session_data)
+    path = write_mat(tmp_path / session.file_name, {"SessionData": session.session_data})
+    parsed = parse_session(path)
+    expected = [(b.water_port, b.position_x, b.position_z) for b in session.truth.blocks]
+    assert [(b.water_port, b.position_x, b.position_z) for b in parsed.blocks] == expected
+
+
+def test_bitcode_stored_as_numbers(tmp_path):
+    def numeric_bitcodes(sd):
+        for record in sd["TrialSettings"]:
+            record["GUI"]["randomID"] = np.array(
+                [int(c) for c in record["GUI"]["randomID"]], dtype=np.uint8
+            )
+
+    session = build_synthetic_session(n_trials=4, seed=8, protocol_type=7)
+    numeric_bitcodes(session.session_data)
+    path = write_mat(tmp_path / session.file_name, {"SessionData": session.session_data})
+    parsed = parse_session(path)
+    assert [t.bitcode for t in parsed.trials] == [t.bitcode for t in session.truth.trials]
 
 
 def test_errors_are_value_errors():
