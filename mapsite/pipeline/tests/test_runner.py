@@ -406,11 +406,21 @@ def test_a_job_that_keeps_killing_workers_ends_in_error(
     RigFactory()
     (job_id,) = runner.create_jobs(step)
     old = timezone.now() - timedelta(seconds=settings.PIPELINE_ORPHAN_GRACE_SECONDS + 5)
-    for _ in range(2):
-        runner._claim(job_id, "oom@host")
-        Job.objects.filter(pk=job_id).update(started_at=old)
-        with django_capture_on_commit_callbacks(execute=False):  # the worker dies again
-            runner.revive_orphans()
+    runner._claim(job_id, "oom@host")
+    Job.objects.filter(pk=job_id).update(started_at=old)
+    with django_capture_on_commit_callbacks(execute=False) as sent:  # the worker dies again
+        assert runner.revive_orphans() == 1
+    assert len(sent) == 1  # dispatched on commit
+    job = Job.objects.get(pk=job_id)
+    assert job.status == JobStatus.PENDING
+    assert job.message == "re-queued: worker oom@host stopped while making it"
+    assert job.queued_at is not None
+
+    runner._claim(job_id, "oom@host")
+    Job.objects.filter(pk=job_id).update(started_at=old)
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        assert runner.revive_orphans() == 0
+    assert sent == []
     job = Job.objects.get(pk=job_id)
     assert job.status == JobStatus.ERROR
     assert job.attempts == 2
