@@ -309,8 +309,13 @@ class ParsedSession:
     ``session_datetime_utc`` comes from ``Info.SessionDate`` + ``Info.SessionStartTime_UTC``
     (Session.session_date / session_time). ``task_protocol`` is the session's protocol (always 1
     for delay-response; for MTL the first ingested trial's ProtocolType, ``None`` when no trial
-    was ingested) — per-trial values are on :class:`ParsedTrial`. ``photostims`` holds only the
-    protocols used by at least one photostim trial. ``photostim_period`` is ``None`` for MTL.
+    was ingested) — per-trial values are on :class:`ParsedTrial`; ``task_protocols`` lists the
+    distinct ones (for SessionTask). ``photostims`` holds only the protocols used by at least
+    one photostim trial. ``photostim_period`` is ``None`` for MTL. ``n_trials_in_file`` counts
+    the trials in RawEvents (ingested + skipped; MTL: valid trials only). ``file_name`` holds
+    h2o, protocol name and the rig's local date-time from the name; ``behavior_file`` is the
+    bare name and ``rig_relative_path`` the optional path below the rig's data root, both for
+    BehaviorIngest bookkeeping.
     """
 
     path: Path
@@ -1037,8 +1042,10 @@ def _parse_delay_response(
         autolearn = reader.number(gui, "Autolearn", where)
         autowater = reader.number(gui, "Autowater", where)
         settings = data.settings[i]
-        free_reward = _vector(
-            reader.get(settings, "GaveFreeReward", f"SessionData.TrialSettings({number})")
+        settings_where = f"SessionData.TrialSettings({number})"
+        free_reward = reader.vector(
+            reader.get(settings, "GaveFreeReward", settings_where),
+            f"{settings_where}.GaveFreeReward",
         )
 
         early = protocol_type >= EARLY_LICK_MIN_PROTOCOL_TYPE and (
@@ -1146,10 +1153,14 @@ def _parse_multi_target_licking(
     L of MATLABStartTimes (it is then indexed by the valid positions) or the number N of valid
     trials (it is used as is); any other length is a LengthMismatchError.
     """
-    start_times_matlab = _vector(reader.get(sd, "MATLABStartTimes", "SessionData"))
+    start_times_matlab = reader.vector(
+        reader.get(sd, "MATLABStartTimes", "SessionData"), "SessionData.MATLABStartTimes"
+    )
     valid = np.flatnonzero(start_times_matlab != 0)
     full_length, n_valid = start_times_matlab.size, valid.size
-    block_order = _vector(reader.get(sd, "TrialBlockOrder", "SessionData"))
+    block_order = reader.vector(
+        reader.get(sd, "TrialBlockOrder", "SessionData"), "SessionData.TrialBlockOrder"
+    )
     block_numbers = np.cumsum(block_order == 1)
 
     matrices: dict[str, Any] = {}

@@ -1110,7 +1110,8 @@ def build_synthetic_session(
 ) -> SyntheticSession:
     """Design a session and build its SessionData (see the module docstring).
 
-    ``session_datetime`` is what Info.SessionDate/SessionStartTime_UTC say (UTC); the file
+    ``session_datetime`` is what Info.SessionDate/SessionStartTime_UTC say (a naive value is
+    taken as UTC, not as the machine's local time); the file
     name's local time is 58 minutes earlier on the same day, like the real file. Late-delay
     photostim needs an "SC" h2o; the protocol name then defaults to ``SC_RecordingRig3``,
     which is how the ingest rules recognise late-delay sessions. ``protocol_type`` fixes
@@ -1124,7 +1125,8 @@ def build_synthetic_session(
     if photostim and photostim_period == "late-delay" and not h2o.startswith("SC"):
         raise ValueError("late-delay photostim sessions need an h2o starting with 'SC'")
     rng = np.random.default_rng(seed)
-    moment = (session_datetime or DEFAULT_SESSION_DATETIME).astimezone(UTC)
+    moment = session_datetime or DEFAULT_SESSION_DATETIME
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     local = moment.replace(tzinfo=None) - _FILE_NAME_LEAD
     if local.date() != moment.date():
         local = moment.replace(tzinfo=None)

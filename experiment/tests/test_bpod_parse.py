@@ -208,6 +208,15 @@ def test_real_file_known_details(real_session):
 
 
 @needs_real_file
+def test_real_bitcode_notes_match_the_ephys_side_file(real_session):
+    """dl25_bitcode.mat (recorded by the ephys rig the same day) has trials 1-10's codes."""
+    ephys = scipy.io.loadmat(REAL_FILE.with_name("dl25_bitcode.mat"), squeeze_me=True)
+    codes = [str(c) for c in ephys["bitCodeS"]]
+    assert [t.bitcode for t in real_session.trials[:10]] == codes
+    assert ["".join(str(b) for b in row) for row in ephys["bitcode"]] == codes
+
+
+@needs_real_file
 def test_real_file_loader_shape():
     data = load_session_data(REAL_FILE)
     assert data["Info"]["SessionDate"] == "25-Feb-2018"

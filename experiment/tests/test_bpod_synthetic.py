@@ -242,6 +242,29 @@ def test_generated_file_name_follows_the_pattern(tmp_path):
     assert truth.path.parent == tmp_path
 
 
+def test_session_datetime_option(tmp_path):
+    """Naive datetimes are UTC; the file name keeps the session's date near midnight."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    truth = write_synthetic_session(
+        tmp_path / "a", n_trials=3, seed=1, session_datetime=datetime(2021, 4, 15, 0, 10, 5)
+    )
+    assert truth.session_datetime_utc == datetime(2021, 4, 15, 0, 10, 5, tzinfo=UTC)
+    assert truth.file_name == "sy01_tw2_20210415_001005.mat"
+    parsed = parse_session(truth.path)
+    assert parsed.session_datetime_utc == truth.session_datetime_utc
+
+    eastern = timezone(timedelta(hours=-5))
+    truth = write_synthetic_session(
+        tmp_path / "b",
+        n_trials=3,
+        seed=1,
+        session_datetime=datetime(2021, 4, 15, 9, 0, tzinfo=eastern),
+    )
+    assert truth.session_datetime_utc == datetime(2021, 4, 15, 14, 0, tzinfo=UTC)
+    assert parse_session(truth.path).session_datetime_utc == truth.session_datetime_utc
+
+
 def test_bitcodes_are_16_bit_strings():
     trials = _truth("mixed").trials
     assert all(re.fullmatch(r"[01]{16}", t.bitcode) for t in trials)
