@@ -282,13 +282,13 @@ def test_write_mat_rejects_unknown_format(tmp_path):
 
 
 def test_generating_1000_trials_is_fast(tmp_path):
-    """Design + savemat of 1,000 trials in under 2 s of CPU time.
+    """Design + savemat of 1,000 trials in under 2 s of CPU time (best of three).
 
     CPU time rather than wall-clock: the test machine is shared by parallel jobs, which
     stretches wall-clock time without saying anything about this code.
     """
     timings = []
-    for run in range(2):
+    for run in range(3):
         start = time.process_time()
         truth = write_synthetic_session(tmp_path / str(run), n_trials=1000, seed=run)
         timings.append(time.process_time() - start)
