@@ -27,6 +27,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import format_lazy
 
 from mapsite.core.admin_base import (
+    EMPTY,
     AutocompleteFilter,
     HistoryAdmin,
     LookupAdmin,
@@ -696,17 +697,17 @@ class PhotostimAdmin(ReadOnlyAdmin):
         )
 
     @admin.display(description="stimulated region (computed)")
-    def stim_region(self, photostim: Photostim) -> str | None:
+    def stim_region(self, photostim: Photostim) -> str:
         region = getattr(photostim, "brain_region", None)
         if region is None:
-            return None
+            return EMPTY
         return f"{region.stim_brain_area.name}, {region.stim_laterality}"
 
     @admin.display(description="waveform")
-    def waveform_info(self, photostim: Photostim) -> str | None:
+    def waveform_info(self, photostim: Photostim) -> str:
         data = photostim.waveform
         if not data:
-            return None
+            return EMPTY
         return f"{len(bytes(data)):,} bytes (float64 .npy, normalised to max power)"
 
 

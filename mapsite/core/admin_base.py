@@ -25,18 +25,27 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.contrib.admin.utils import get_last_value_from_parameters, unquote
+from django.contrib.admin.utils import (
+    NestedObjects,
+    get_last_value_from_parameters,
+    quote,
+    unquote,
+)
 from django.contrib.admin.views.main import ChangeList
-from django.contrib.admin.widgets import AutocompleteSelect
+from django.contrib.admin.widgets import AutocompleteSelect, RelatedFieldWidgetWrapper
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import models
+from django.db import models, router
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.urls import NoReverseMatch, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
+from django.utils.text import capfirst
 from simple_history.admin import SimpleHistoryAdmin
 from simple_history.template_utils import HistoricalRecordContextHelper
+
+from mapsite.core.models import Lookup
 
 EMPTY = "–"
 # Bookkeeping fields that change on every save; a diff listing them is noise.
@@ -63,31 +72,92 @@ class CappedCountPaginator(Paginator):
         return self.count > self.cap
 
 
-def _truncate_nested(items: list, limit: int = DELETE_LIST_LIMIT) -> list:
-    """Shorten the nested list of a delete confirmation to ``limit`` objects per level."""
-    out: list = []
-    shown = 0
-    total = sum(1 for item in items if not isinstance(item, list))
-    for item in items:
-        if isinstance(item, list):
-            if out and not isinstance(out[-1], list):  # the children of a listed object
-                out.append(_truncate_nested(item, limit))
-            continue
-        shown += 1
-        if shown > limit:
-            break
-        out.append(item)
-    if total > limit:
-        out.append(f"… and {total - limit} more (see the summary above)")
-    return out
+def deleted_objects_summary(
+    objs: Sequence[models.Model],
+    request: HttpRequest,
+    admin_site: admin.AdminSite,
+    limit: int = DELETE_LIST_LIMIT,
+) -> tuple[list, dict, set, list]:
+    """Django's ``get_deleted_objects``, listing at most ``limit`` objects per level.
 
-
-class CachedChoicesMixin:
-    """Evaluate the choices of a plain foreign-key <select> once per request.
-
-    Each inline form otherwise re-runs the choice query when it renders (N forms → N queries,
-    plus the empty template form). Autocomplete and raw-id fields are left alone.
+    Deleting a session takes thousands of ingested rows with it; Django would format every one
+    (a link, and ``str()``, which may query) into a page nobody reads. The counts per model
+    (``model_count``) and the permission check still cover every row.
     """
+    try:
+        first = objs[0]
+    except IndexError:
+        return [], {}, set(), []
+    collector = NestedObjects(using=router.db_for_write(first._meta.model), origin=objs)
+    collector.collect(objs)
+
+    perms_needed: set = set()
+    for model, instances in collector.model_objs.items():
+        if admin_site.is_registered(model) and instances:
+            model_admin = admin_site.get_model_admin(model)
+            if not model_admin.has_delete_permission(request, next(iter(instances))):
+                perms_needed.add(model._meta.verbose_name)
+
+    def fmt(obj: models.Model) -> str:
+        opts = obj._meta
+        if admin_site.is_registered(obj.__class__):
+            try:
+                url = reverse(
+                    f"{admin_site.name}:{opts.app_label}_{opts.model_name}_change",
+                    args=(quote(obj.pk),),
+                )
+            except NoReverseMatch:
+                pass
+            else:
+                return format_html('{}: <a href="{}">{}</a>', capfirst(opts.verbose_name), url, obj)
+        return f"{capfirst(opts.verbose_name)}: {obj}"
+
+    seen: set = set()
+
+    def nested(items: Iterable[models.Model]) -> list:
+        out: list = []
+        items = [o for o in items if o not in seen]
+        for obj in items[:limit]:
+            seen.add(obj)
+            out.append(fmt(obj))
+            children = nested(collector.edges.get(obj, ()))
+            if children:
+                out.append(children)
+        if len(items) > limit:
+            out.append(f"… and {len(items) - limit} more (counted in the summary above)")
+        return out
+
+    to_delete = nested(collector.edges.get(None, ()))
+    protected = [fmt(obj) for obj in list(collector.protected)[:limit]]
+    model_count = {
+        model._meta.verbose_name_plural: len(instances)
+        for model, instances in collector.model_objs.items()
+    }
+    return to_delete, model_count, perms_needed, protected
+
+
+class FormFieldMixin:
+    """Form-field defaults shared by admins and inlines.
+
+    * The choices of a plain foreign-key <select> are evaluated once per request: each inline
+      form otherwise re-runs the choice query when it renders (N forms → N queries, plus the
+      empty template form). Autocomplete and raw-id fields are left alone.
+    * Next to a foreign key, only the "edit" and "add" icons are shown, and none at all for a
+      lookup (read-only: nothing to add or edit). "Delete the related object" and "view" next
+      to a form field invite mistakes and crowd narrow inline columns.
+    """
+
+    def formfield_for_dbfield(
+        self, db_field: models.Field, request: HttpRequest | None, **kwargs: Any
+    ) -> forms.Field | None:
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)  # type: ignore[misc]
+        widget = getattr(field, "widget", None)
+        if isinstance(widget, RelatedFieldWidgetWrapper):
+            widget.can_delete_related = False
+            widget.can_view_related = False
+            if issubclass(db_field.related_model, Lookup):
+                widget.can_add_related = widget.can_change_related = False
+        return field
 
     def formfield_for_foreignkey(
         self, db_field: models.ForeignKey, request: HttpRequest | None, **kwargs: Any
@@ -127,7 +197,7 @@ class MapChangeList(ChangeList):
         return qs
 
 
-class BaseAdmin(CachedChoicesMixin, admin.ModelAdmin):
+class BaseAdmin(FormFieldMixin, admin.ModelAdmin):
     """Defaults for every admin of the site (see the module docstring)."""
 
     show_full_result_count = False
@@ -142,8 +212,7 @@ class BaseAdmin(CachedChoicesMixin, admin.ModelAdmin):
     def get_deleted_objects(
         self, objs: Iterable[models.Model], request: HttpRequest
     ) -> tuple[list, dict, set, list]:
-        to_delete, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
-        return _truncate_nested(to_delete), model_count, perms_needed, protected
+        return deleted_objects_summary(objs, request, self.admin_site)
 
     @property
     def media(self) -> forms.Media:
@@ -153,12 +222,17 @@ class BaseAdmin(CachedChoicesMixin, admin.ModelAdmin):
         return media
 
 
-class BaseInlineMixin(CachedChoicesMixin):
-    """Defaults for inlines: no blank extra rows unless asked for; ``inline_select_related``
-    joins what each row's ``str()`` (shown above the row) and read-only fields need."""
+class BaseInlineMixin(FormFieldMixin):
+    """Defaults for inlines: no blank extra rows unless asked for, compact number inputs, no
+    per-row caption (tabular; its ``str()`` only repeats the parent), and
+    ``inline_select_related`` to join what each row's ``str()`` and read-only fields read."""
 
     extra = 0
     inline_select_related: Sequence[str] = ()
+    formfield_overrides = {
+        models.DecimalField: {"widget": forms.NumberInput(attrs={"style": "width: 6em"})},
+        models.FloatField: {"widget": forms.NumberInput(attrs={"style": "width: 6em"})},
+    }
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         qs = super().get_queryset(request)  # type: ignore[misc]
@@ -166,7 +240,7 @@ class BaseInlineMixin(CachedChoicesMixin):
 
 
 class TabularInline(BaseInlineMixin, admin.TabularInline):
-    pass
+    template = "admin/map/tabular.html"
 
 
 class StackedInline(BaseInlineMixin, admin.StackedInline):
@@ -436,8 +510,6 @@ def admin_link(obj: models.Model | None, text: str | None = None) -> str:
     """An HTML link to ``obj``'s admin change page (or its text if there is none)."""
     if obj is None:
         return EMPTY
-    from django.urls import NoReverseMatch, reverse
-
     opts = obj._meta
     try:
         url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
