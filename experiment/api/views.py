@@ -32,7 +32,7 @@ class SessionViewSet(MapReadOnlyViewSet):
         "subject__water_restriction", "username", "rig", "details"
     ).prefetch_related(
         "projects",
-        "comments",
+        Prefetch("comments", queryset=models.SessionComment.objects.order_by("id")),
         Prefetch(
             "tasks",
             queryset=models.SessionTask.objects.select_related("task_protocol__task").order_by(

@@ -53,7 +53,9 @@ class SubjectViewSet(MapModelViewSet):
         "strains",
         Prefetch(
             "gene_modifications",
-            queryset=models.SubjectGeneModification.objects.select_related("gene_modification"),
+            queryset=models.SubjectGeneModification.objects.select_related(
+                "gene_modification"
+            ).order_by("gene_modification__name"),
         ),
     )
     serializer_class = serializers.SubjectSerializer
