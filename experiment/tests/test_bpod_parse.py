@@ -654,18 +654,9 @@ def test_mtl_bitcode_is_ten_bits_lsb_first():
     assert mtl_bitcode(1024) == "0" * 10  # the rig sends 10 bits only
 
 
-def test_parse_is_fast_for_1000_trials(tmp_path):
-    """Under 1 s of CPU time (best of three); loading with scipy dominates.
-
-    CPU time rather than wall-clock because the test machine is shared by parallel jobs.
-    """
-    import time
-
+def test_parse_handles_1000_trials(tmp_path):
+    """A long session parses completely (its speed is measured in bench/, not here)."""
     path = build_file(tmp_path, n_trials=1000, seed=11, skip_rate=0.05)
-    timings = []
-    for _ in range(3):
-        start = time.process_time()
-        parsed = parse_session(path)
-        timings.append(time.process_time() - start)
+    parsed = parse_session(path)
     assert len(parsed.trials) + len(parsed.skipped) == 1000
-    assert min(timings) < 1.0, timings
+    assert parsed.skipped, "skip_rate=0.05 over 1,000 trials must skip some"
