@@ -198,6 +198,37 @@ class BrainAreaDepthCriteria(models.Model):
         ]
 
 
+class InsertionTrialAlignment(models.Model):
+    """One behavior trial on an insertion's ephys clock (spec §14.5-§14.6), for align-on-read.
+
+    ``start_time`` is on the clock of ``Unit.spike_times`` (s from the first aligned ephys trial
+    start, pre-trigger margin removed); ``go_cue_time`` is relative to this trial's start.
+    Feed both to ``ephys.analysis.align.align_spikes_to_trials``: one row per trial, never one
+    per (unit, trial).
+    """
+
+    insertion = models.ForeignKey(
+        ProbeInsertion, on_delete=models.CASCADE, related_name="trial_alignment"
+    )
+    trial = models.ForeignKey(SessionTrial, on_delete=models.CASCADE, related_name="+")
+    ephys_trial = models.PositiveIntegerField(help_text="1-based position among the ephys trials")
+    start_time = models.FloatField(help_text="s from the first aligned ephys trial start")
+    go_cue_time = models.FloatField(
+        null=True, blank=True, help_text="s from this trial's start; null: no go cue (free water)"
+    )
+
+    class Meta:
+        ordering = ["insertion", "start_time"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["insertion", "trial"], name="insertiontrialalignment_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["insertion", "ephys_trial"], name="insertiontrialalignment_ephys_unique"
+            ),
+        ]
+
+
 # --- Clustering results (§4.3) -----------------------------------------------------------------
 
 
@@ -239,7 +270,9 @@ class Unit(models.Model):
     unit_posx = models.FloatField(help_text="µm, relative to the probe tip")
     unit_posy = models.FloatField(help_text="µm, relative to the probe tip")
     unit_amp = models.FloatField(help_text="µV")
-    unit_snr = models.FloatField()
+    unit_snr = models.FloatField(
+        null=True, blank=True, help_text="null: not computable (no raw recording to measure it)"
+    )
     spike_count = models.PositiveIntegerField()
     waveform = models.BinaryField(help_text="float32 .npy: mean waveform at the peak channel")
 
@@ -323,8 +356,9 @@ class UnitStat(models.Model):
 class ClusterMetric(models.Model):
     unit = models.ForeignKey(Unit, on_delete=models.CASCADE, related_name="cluster_metrics")
     epoch_name_quality_metrics = models.CharField(max_length=64)
-    presence_ratio = models.FloatField()
-    amplitude_cutoff = models.FloatField()
+    # Non-finite values of metrics.csv (NaN, inf) are stored as null.
+    presence_ratio = models.FloatField(null=True, blank=True)
+    amplitude_cutoff = models.FloatField(null=True, blank=True)
     isolation_distance = models.FloatField(null=True, blank=True)
     l_ratio = models.FloatField(null=True, blank=True)
     d_prime = models.FloatField(null=True, blank=True)
@@ -399,7 +433,7 @@ class ArchivedUnit(models.Model):
     unit_posx = models.FloatField()
     unit_posy = models.FloatField()
     unit_amp = models.FloatField()
-    unit_snr = models.FloatField()
+    unit_snr = models.FloatField(null=True, blank=True)
     spike_times = models.BinaryField()
     spike_sites = models.BinaryField()
     spike_depths = models.BinaryField()
@@ -411,3 +445,91 @@ class ArchivedUnit(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["clustering", "unit"], name="archivedunit_unique"),
         ]
+
+
+# --- Ingest bookkeeping (§13 ingest_ephys.EphysIngest) -----------------------------------------
+
+
+class RecordingLayout(models.TextChoices):
+    DATE = "date", "{h2o}/{YYYYMMDD}/ with probe folders 1, 2, ..."
+    CATGT = "catgt", "{h2o}/catgt_{YYYYMMDD}_g0/ with probe folders *_imecN"
+    GLOB = "glob", "{h2o}/*{h2o}*{date}_*/ with probe folders *_imecN"
+
+
+class EphysRecording(Timestamped):
+    """A session folder of sorted ephys data found under an ephys data root (spec §14.3).
+
+    ``recording_time`` is the SpikeGLX ``fileCreateTime`` of its first ``*tcat*.ap.meta``.
+    SpikeGLX writes it naive; it is stored as if it were UTC because the original compared it,
+    naive, with the behavior session start that Bpod writes as ``SessionStartTime_UTC`` (which
+    is what ``Session.start_time`` holds); the ±120 s matching rule relies on that.
+    """
+
+    root = models.CharField(max_length=1024, help_text="ephys data root it was found under")
+    relative_path = models.CharField(max_length=1024, help_text="session folder, below the root")
+    h2o = models.CharField(max_length=16, db_index=True, help_text="water-restriction number")
+    layout = models.CharField(max_length=8, choices=RecordingLayout.choices)
+    probe_glob = models.CharField(max_length=255, help_text="probe folders, below the session")
+    folder_date = models.DateField(null=True, blank=True, help_text="date in the folder name")
+    recording_time = models.DateTimeField(null=True, blank=True)
+    session = models.ForeignKey(
+        Session,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="ephys_recordings",
+        help_text="set when its sorted output is ingested",
+    )
+
+    class Meta:
+        ordering = ["h2o", "relative_path"]
+        constraints = [
+            models.UniqueConstraint(fields=["root", "relative_path"], name="ephysrecording_unique"),
+            models.CheckConstraint(
+                condition=Q(layout__in=RecordingLayout.values), name="ephysrecording_layout_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.relative_path
+
+
+class SortedOutputStatus(models.TextChoices):
+    FOUND = "found", "found, not ingested yet"
+    INGESTED = "ingested", "ingested"
+    IDENTICAL = "identical", "same clustering as the one ingested: nothing to do"
+    SUPERSEDED = "superseded", "replaced on disk by a newer version before or after its ingest"
+
+
+class SortedOutput(Timestamped):
+    """One version of a recording's files: the key of the EphysIngest step.
+
+    A scan that finds the files of a recording changed (a re-sort, a curation, metrics added)
+    records a new version and marks the previous one superseded; ingesting the new version
+    archives the replaced clustering (§14.6). ``files`` maps each file the ingest reads
+    (metas, bitcode files, sorter outputs; not the raw ``.bin``) to [size, mtime_ns];
+    ``fingerprint`` is the sha256 of that listing (empty when the folder was refused).
+    """
+
+    recording = models.ForeignKey(EphysRecording, on_delete=models.CASCADE, related_name="outputs")
+    version = models.PositiveIntegerField()
+    fingerprint = models.CharField(max_length=64, blank=True, default="")
+    files = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=10, choices=SortedOutputStatus.choices, default=SortedOutputStatus.FOUND
+    )
+    superseded_at = models.DateTimeField(null=True, blank=True)
+    ingested_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True, default="", help_text="what the ingest did, or why not")
+
+    class Meta:
+        ordering = ["recording", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["recording", "version"], name="sortedoutput_unique"),
+            models.CheckConstraint(
+                condition=Q(status__in=SortedOutputStatus.values), name="sortedoutput_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recording.h2o} {self.recording.relative_path} (v{self.version})"

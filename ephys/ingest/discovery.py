@@ -8,6 +8,10 @@ Session folder, per root (first match wins):
    (several sessions a day)         -> probe folders `{h2o}*{date}_*_imec[0-9]`   ('glob')
 No folder -> None (the caller warns and skips the session).
 
+The other direction, for scans of the roots (`iter_session_dirs`): every folder of a root that
+has one of the three shapes, holds a `*tcat*.ap.meta` in a probe folder and some sorter output;
+`input_files` lists the files an ingest of it reads (for change detection).
+
 Per probe folder (must hold one `*tcat*.ap.meta`): probe number = trailing digit of the folder
 name (`imecN` -> N + 1, plain digit -> itself). Clustering outputs: JRClust v4
 `{h2o}_*.ap_res.mat` > JRClust v3 `{h2o}_*_jrc.mat` > Kilosort (recursive folder holding
@@ -19,10 +23,11 @@ ClusteringFileNotFoundError.
 from __future__ import annotations
 
 import logging
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from os import PathLike
 from pathlib import Path
 
@@ -34,8 +39,8 @@ from .errors import (
     SpikeGLXMetaNotFoundError,
 )
 from .jrclust import load_jrclust_v3, load_jrclust_v4
-from .phy import load_phy
-from .sorting import SortingResult
+from .phy import _pick_spike_times, load_phy
+from .sorting import ClusteringInfo, SortingResult, clustering_info
 from .spikeglx import SpikeGLXMeta, read_spikeglx_meta
 
 log = logging.getLogger(__name__)
@@ -212,6 +217,13 @@ def discover_session(
     return session, find_probe_recordings(session, h2o)
 
 
+def clustering_info_of(output: ClusteringOutput) -> ClusteringInfo:
+    """Label and time of a clustering output without loading it (what its loader reports)."""
+    if output.method in ("jrclust_v3", "jrclust_v4"):
+        return clustering_info(output.path.parent, output.path)
+    return clustering_info(output.path, _pick_spike_times(output.path))
+
+
 def load_clustering(
     output: ClusteringOutput, meta: SpikeGLXMeta, **kwargs: object
 ) -> SortingResult:
@@ -221,3 +233,129 @@ def load_clustering(
     if output.method == "jrclust_v4":
         return load_jrclust_v4(output.path, meta=meta)
     return load_phy(output.path, meta=meta, method=output.method, **kwargs)  # type: ignore[arg-type]
+
+
+# ---- scanning a root (the other direction: folders -> sessions) --------------------------------
+_DATE_DIR = re.compile(r"^\d{8}$")
+_CATGT_DIR = re.compile(r"^catgt_(\d{8})_g0$")
+#: Sorter outputs that make a folder "sorted data" (what find_clustering_outputs looks for).
+SORTER_FILES = ("spike_times.npy", "mean_waveforms.npy")
+#: Raw data next to sorter outputs: never part of the change-detection listing (huge, and a
+#: re-sort does not touch them).
+RAW_SUFFIXES = (".bin", ".dat")
+
+
+@dataclass(frozen=True)
+class FoundSessionDir:
+    """A session folder found by a scan: its h2o, the date in its name and its first meta."""
+
+    h2o: str
+    session: SessionEphysDir
+    folder_date: date | None
+    first_meta: Path
+
+
+def _folder_date(token: str) -> date | None:
+    for fmt in ("%Y%m%d", "%m%d%y"):
+        try:
+            return datetime.strptime(token, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def classify_session_dir(folder: Path) -> tuple[str, str, date | None] | None:
+    """(layout, probe glob, date) when `folder` (`{root}/{h2o}/<name>`) has a §14.3 shape."""
+    h2o, name = folder.parent.name, folder.name
+    if _DATE_DIR.match(name):
+        day = _folder_date(name)
+        return ("date", "[0-9]", day) if day else None
+    m = _CATGT_DIR.match(name)
+    if m:
+        day = _folder_date(m[1])
+        return ("catgt", f"{m[1]}_*_imec[0-9]", day) if day else None
+    if h2o and h2o in name:
+        rest = name[name.index(h2o) + len(h2o) :]
+        for token in re.findall(r"(?<!\d)(\d{8}|\d{6})_", rest):
+            day = _folder_date(token)
+            if day:
+                return "glob", f"{h2o}*{token}_*_imec[0-9]", day
+    return None
+
+
+def _has_sorter_output(probe_dir: Path, h2o: str) -> bool:
+    if any(probe_dir.glob(f"{h2o}_*.ap_res.mat")) or any(probe_dir.glob(f"{h2o}_*_jrc.mat")):
+        return True
+    return any(next(probe_dir.rglob(name), None) for name in SORTER_FILES)
+
+
+def examine_session_dir(folder: str | PathLike[str]) -> FoundSessionDir | None:
+    """A FoundSessionDir for `{root}/{h2o}/<name>` if it holds sorted data (else None).
+
+    It must have a §14.3 shape, at least one probe folder with a `*tcat*.ap.meta`, and sorter
+    output in some probe folder. Whether the rest is complete (every probe sorted, one Kilosort
+    folder each...) is for the ingest to check and report.
+    """
+    folder = Path(folder)
+    shape = classify_session_dir(folder)
+    if shape is None or not folder.is_dir():
+        return None
+    h2o = folder.parent.name
+    layout, probe_glob, day = shape
+    metas = sorted(folder.glob(f"{probe_glob}/*tcat*.ap.meta"))
+    if not metas:
+        return None
+    probe_dirs = sorted({m.parent for m in metas})
+    if not any(_has_sorter_output(p, h2o) for p in probe_dirs):
+        return None
+    return FoundSessionDir(
+        h2o, SessionEphysDir(folder.parent.parent, folder, layout, probe_glob), day, metas[0]
+    )
+
+
+def iter_session_dirs(root: str | PathLike[str]) -> Iterator[FoundSessionDir]:
+    """Session folders of one root that hold sorted data (`examine_session_dir`), sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        return
+    for subject_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for folder in sorted(p for p in subject_dir.iterdir() if p.is_dir()):
+            found = examine_session_dir(folder)
+            if found is not None:
+                yield found
+
+
+def _is_input_file(name: str) -> bool:
+    return (
+        name.endswith(".meta")
+        or name.endswith("bitcode.mat")
+        or ".XA_" in name
+        or name.endswith("_jrc.mat")
+        or name.endswith(".ap_res.mat")
+    )
+
+
+def input_files(session_dir: str | PathLike[str]) -> dict[str, tuple[int, int]]:
+    """Files an ingest of the session folder reads -> (size, mtime_ns), by relative path.
+
+    Metas, bitcode files, NI text files, JRClust results, and every file (not the raw
+    `.bin`/`.dat`) of a folder holding `spike_times*.npy`. Symbolic links are listed with
+    the size and mtime of their target; the ingest refuses targets outside the roots.
+    """
+    session_dir = Path(session_dir)
+    out: dict[str, tuple[int, int]] = {}
+    for dirpath, _dirs, names in os.walk(session_dir, followlinks=False):
+        folder = Path(dirpath)
+        sorter_dir = any(n.startswith("spike_times") and n.endswith(".npy") for n in names)
+        for name in names:
+            if name.endswith(RAW_SUFFIXES):
+                continue
+            if not (sorter_dir or _is_input_file(name)):
+                continue
+            path = folder / name
+            try:
+                st = path.stat()
+            except OSError:  # a dangling link, or removed meanwhile
+                continue
+            out[str(path.relative_to(session_dir))] = (int(st.st_size), int(st.st_mtime_ns))
+    return dict(sorted(out.items()))
