@@ -15,6 +15,14 @@ _CONFIG_PREFIXES = ("DJANGO_", "DATABASE_", "CELERY_", "MAP_", "API_THROTTLE_", 
 _CONFIG_NAMES = {"LAB_TIME_ZONE", "LOG_LEVEL", "TEST_CELERY_BROKER_URL"}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _static_root_exists() -> None:
+    """Whitenoise warns on every test request when STATIC_ROOT is missing (no collectstatic)."""
+    from django.conf import settings
+
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+
+
 @pytest.fixture
 def clean_env() -> Callable[..., dict[str, str]]:
     """Build a subprocess environment free of the test run's site configuration.
