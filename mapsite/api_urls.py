@@ -3,8 +3,9 @@
 from importlib import import_module
 
 from django.urls import path
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
+
+from mapsite.core.api import ThrottledObtainAuthToken
 
 router = DefaultRouter()
 for app in ("lab", "experiment", "ephys", "ccf", "publication", "mapsite.pipeline"):
@@ -16,4 +17,4 @@ for app in ("lab", "experiment", "ephys", "ccf", "publication", "mapsite.pipelin
         continue
     module.register(router)
 
-urlpatterns = [path("token/", obtain_auth_token, name="api-token"), *router.urls]
+urlpatterns = [path("token/", ThrottledObtainAuthToken.as_view(), name="api-token"), *router.urls]

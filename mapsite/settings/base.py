@@ -143,11 +143,17 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Nothing is readable anonymously, not even the API description.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
 }
+
+# Throttle counters (and other cached values) must be shared by every web process in
+# production: CACHE_URL=redis://... there; a per-process memory cache on the embedded default.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
 # --- Celery ------------------------------------------------------------------------------------
 # No broker configured → the embedded default: tasks run in-process, right where they are sent
