@@ -117,6 +117,7 @@ def register_file(path: str | Path, roots: list[DataRoot] | None = None) -> Beha
             # Not ingested yet (e.g. found while the rig was still writing): take the new contents.
             existing.size, existing.mtime, existing.sha256 = size, mtime, checksum
             existing.save(update_fields=["size", "mtime", "sha256", "updated_at"])
+            _retry_failed_ingest(existing)
             return existing
         if existing.changed_after_ingest is None:
             existing.changed_after_ingest = timezone.now()
@@ -128,6 +129,27 @@ def register_file(path: str | Path, roots: list[DataRoot] | None = None) -> Beha
             existing.save(update_fields=["changed_after_ingest", "change_note", "updated_at"])
             log.warning("behavior file %s changed after ingest", existing.relative_path)
         return existing
+
+
+def _retry_failed_ingest(behavior_file: BehaviorFile) -> None:
+    """New contents deserve a new attempt: a failed ingest job of the file goes back to pending.
+
+    Without this, a file found half-written (and failing as truncated) or fixed by a person
+    would stay failed for ever; the next queue_missing sends pending jobs that were never sent.
+    """
+    from experiment.steps import BEHAVIOR_INGEST  # steps imports this module
+    from mapsite.pipeline.models import Job, JobStatus
+
+    retried = Job.objects.filter(
+        step=BEHAVIOR_INGEST, key_id=behavior_file.pk, status=JobStatus.ERROR
+    ).update(
+        status=JobStatus.PENDING,
+        queued_at=None,
+        message="contents changed since the last attempt: queued again",
+        traceback="",
+    )
+    if retried:
+        log.info("behavior file %s changed; its failed ingest is retried", behavior_file.file_name)
 
 
 def iter_candidate_files(root: DataRoot) -> list[Path]:

@@ -76,10 +76,11 @@ def ingest_behavior_file(behavior_file: m.BehaviorFile) -> m.Session:
             f"rig {rig_name!r} (of data root {behavior_file.root}) is not entered in the admin"
         )
     if behavior_file.sha256 and sha256_of(path) != behavior_file.sha256:
-        raise BehaviorFileError(
-            path,
-            "contents changed since the file was found (still being written?); the next scan "
-            "records the new contents and it is ingested then",
+        # Waiting, not an error: the next sweep's scan records the new contents and then
+        # retries waiting jobs, so the file is ingested once the rig has finished writing it.
+        raise StepWaiting(
+            f"{behavior_file.file_name}: contents changed since the file was found (still being "
+            "written?); the next scan records the new contents and it is ingested then"
         )
     parsed = parse_session(path, rig_root_relative_path=behavior_file.relative_path)
     username, _ = Person.objects.get_or_create(username=settings.SESSION_DEFAULT_USER)
