@@ -376,6 +376,12 @@ def _same_clustering(insertion: m.ProbeInsertion | None, method: str, when: date
     )
 
 
+def _clustering_files(files: dict, session_dir: Path, output_path: Path) -> dict:
+    """The part of a SortedOutput listing that belongs to one clustering output."""
+    rel = str(Path(output_path).relative_to(session_dir))
+    return {k: v for k, v in files.items() if k == rel or k.startswith(rel + "/")}
+
+
 def _finite_or_none(value: object) -> float | None:
     v = float(value)  # type: ignore[arg-type]
     return v if math.isfinite(v) else None
@@ -397,9 +403,14 @@ def ingest_probe(
     recording: m.EphysRecording,
     side: BehaviorSide,
     insertion: m.ProbeInsertion | None,
+    output: m.SortedOutput,
     previous_output: m.SortedOutput | None,
 ) -> ProbeResult:
-    """Load, align and write one probe of the session (see the module docstring)."""
+    """Load, align and write one probe of the session (see the module docstring).
+
+    The probe is left alone when its clustering is the one ingested: same method, same time
+    (±1 s) and, when the previous version's listing is known, the same files.
+    """
     h2o = recording.h2o
     meta = probe.read_meta()
     probe_type_name = meta.probe_type  # unsupported models raise here
@@ -408,8 +419,16 @@ def ingest_probe(
     when = _aware(info.time)
     result = ProbeResult(probe.probe_number, probe.clustering.method, _label_name(info))
     if _same_clustering(insertion, probe.clustering.method, when):
-        result.unchanged = True
-        return result
+        session_dir = Path(recording.root) / recording.relative_path
+        mine = _clustering_files(output.files, session_dir, probe.clustering.path)
+        before = (
+            _clustering_files(previous_output.files, session_dir, probe.clustering.path)
+            if previous_output is not None
+            else mine
+        )
+        if mine == before:
+            result.unchanged = True
+            return result
 
     probe_type = ProbeType.objects.filter(name=probe_type_name).first()
     if probe_type is None:
@@ -851,6 +870,7 @@ def ingest_sorted_output(output: m.SortedOutput) -> str:
             recording=recording,
             side=side,
             insertion=existing.get(number),
+            output=output,
             previous_output=previous,
         )
         for number, probe in probes.items()

@@ -184,3 +184,29 @@ class SyntheticWorld:
             probe_index=probe_index,
             **options,
         )
+
+
+def configured_world(tmp_path: Path, settings: Any) -> SyntheticWorld:
+    """A SyntheticWorld with the roots set in ``settings`` (the pytest-django fixture)."""
+    world = SyntheticWorld(tmp_path / "behavior", tmp_path / "ephys")
+    settings.BEHAVIOR_DATA_ROOTS = world.behavior_roots
+    settings.EPHYS_DATA_ROOTS = world.ephys_roots
+    settings.EPHYS_SCAN_SETTLE_SECONDS = 0
+    world.setup_lab()
+    return world
+
+
+def command_runner(capture: Any) -> Any:
+    """``run("ingest_ephys", ...)``: a command whose queued jobs run in-process on commit.
+
+    ``capture`` is pytest-django's ``django_capture_on_commit_callbacks`` fixture.
+    """
+    from django.core.management import call_command
+
+    def run(*args: str) -> str:
+        out = io.StringIO()
+        with capture(execute=True):
+            call_command(*args, stdout=out, stderr=out)
+        return out.getvalue()
+
+    return run

@@ -7,11 +7,11 @@ import io
 
 import numpy as np
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 
 from ephys import models as m
 from ephys.steps import EPHYS_INGEST
-from ephys.tests.factories import SyntheticWorld
+from ephys.tests.factories import command_runner, configured_world
 from experiment.models import Session, SessionTrial
 from lab.models import ElectrodeConfig, Probe
 from mapsite.pipeline import runner
@@ -26,25 +26,12 @@ def load(data: bytes | memoryview) -> np.ndarray:
 
 @pytest.fixture
 def world(tmp_path, settings):
-    w = SyntheticWorld(tmp_path / "behavior", tmp_path / "ephys")
-    settings.BEHAVIOR_DATA_ROOTS = w.behavior_roots
-    settings.EPHYS_DATA_ROOTS = w.ephys_roots
-    settings.EPHYS_SCAN_SETTLE_SECONDS = 0
-    w.setup_lab()
-    return w
+    return configured_world(tmp_path, settings)
 
 
 @pytest.fixture
 def run(django_capture_on_commit_callbacks):
-    """Run a management command; the jobs it queues run in-process when it commits."""
-
-    def go(*args: str) -> str:
-        out = io.StringIO()
-        with django_capture_on_commit_callbacks(execute=True):
-            call_command(*args, stdout=out, stderr=out)
-        return out.getvalue()
-
-    return go
+    return command_runner(django_capture_on_commit_callbacks)
 
 
 def ingest_behavior(run) -> Session:
