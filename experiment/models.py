@@ -10,6 +10,7 @@ from their trial's start (Bpod clock), as in the original (§19.14 lists the tim
 
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from lab.models import BrainArea, Person, PhotostimDevice, Rig, SkullReference, Subject
@@ -69,7 +70,7 @@ class Session(Timestamped):
     def __str__(self) -> str:
         wr = getattr(self.subject, "water_restriction", None)
         who = wr.water_restriction_number if wr else self.subject.subject_id
-        return f"{who} #{self.session} ({self.start_time:%Y-%m-%d %H:%M})"
+        return f"{who} #{self.session} ({timezone.localtime(self.start_time):%Y-%m-%d %H:%M})"
 
 
 class SessionTraining(models.Model):
@@ -84,6 +85,9 @@ class SessionTraining(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return str(self.training_type)
+
 
 class SessionTask(models.Model):
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="tasks")
@@ -94,6 +98,9 @@ class SessionTask(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["session", "task_protocol"], name="sessiontask_unique"),
         ]
+
+    def __str__(self) -> str:
+        return str(self.task_protocol)
 
 
 class SessionComment(models.Model):
@@ -130,6 +137,9 @@ class SessionDetails(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"details of {self.session}"
+
 
 class ProjectSession(models.Model):
     project = models.ForeignKey(Project, on_delete=models.PROTECT)
@@ -140,6 +150,9 @@ class ProjectSession(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["project", "session"], name="projectsession_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.project} / {self.session}"
 
 
 # --- Trials and trial labels -------------------------------------------------------------------
@@ -179,6 +192,9 @@ class TrialNote(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["trial", "note_type"], name="trialnote_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.note_type}: {self.note}"
 
 
 class TrialInstruction(Lookup):
@@ -241,6 +257,9 @@ class TrialEvent(models.Model):
             models.CheckConstraint(condition=Q(duration__gte=0), name="trialevent_duration_ge0"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.event_type} at {self.trial_event_time:.4f} s"
+
 
 class ActionEventType(Lookup):
     pass
@@ -257,6 +276,9 @@ class ActionEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["trial", "action_event_id"], name="actionevent_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.action_type} at {self.action_event_time:.4f} s"
 
 
 # --- Multi-target licking (§3.4) ---------------------------------------------------------------
@@ -365,6 +387,9 @@ class PhotostimLocation(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.brain_area} (AP {self.ap_location}, ML {self.ml_location})"
+
 
 class Laterality(models.TextChoices):
     LEFT = "left"
@@ -389,11 +414,17 @@ class PhotostimBrainRegion(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.stim_brain_area} ({self.stim_laterality})"
+
 
 class PhotostimTrial(models.Model):
     trial = models.OneToOneField(
         SessionTrial, on_delete=models.CASCADE, primary_key=True, related_name="photostim_trial"
     )
+
+    def __str__(self) -> str:
+        return f"photostim {self.trial}"
 
 
 class PhotostimEvent(models.Model):
@@ -413,6 +444,9 @@ class PhotostimEvent(models.Model):
             ),
             models.CheckConstraint(condition=Q(power__gte=0), name="photostimevent_power_ge0"),
         ]
+
+    def __str__(self) -> str:
+        return f"photostim {self.photostim.photo_stim} at {self.photostim_event_time} s"
 
 
 # --- Analysis windows (§3.6) -------------------------------------------------------------------
