@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import scipy.io
 from django.core.management import CommandError, call_command
+from django.db.models import ProtectedError
 from django.urls import reverse
 
 from experiment import models as m
@@ -1025,3 +1026,23 @@ def test_job_admin_lists_failing_behavior_ingests(root, ingest, admin_client):
     job = job_of(path)
     page = admin_client.get(reverse("admin:pipeline_job_change", args=[job.pk]))
     assert page.status_code == 200 and "UnreadableFileError" in page.content.decode()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ProtectedError,
+    reason="PhotostimEvent.photostim is on_delete=PROTECT: deleting a session (to re-ingest a "
+    "file by hand, as the change note asks) fails when it has photostim events, although "
+    "the events are deleted by the same cascade; RESTRICT would allow it",
+)
+def test_an_ingested_photostim_session_can_be_deleted_to_re_ingest_it(root, queue_ingest):
+    subject = subject_with_h2o("sy03")
+    write_synthetic_session(session_dir(root, "sy03"), **SYNTHETIC_CASES["early-delay-photostim"])
+    queue_ingest()
+    session = m.Session.objects.get(subject=subject)
+    assert m.PhotostimEvent.objects.filter(photostim__session=session).exists()
+
+    session.delete()
+
+    assert not m.SessionTrial.objects.exists() and not m.PhotostimEvent.objects.exists()
+    assert m.BehaviorFile.objects.get().session is None
