@@ -8,7 +8,7 @@ from rest_framework.routers import DefaultRouter
 from mapsite.core.api import ThrottledObtainAuthToken
 
 router = DefaultRouter()
-for app in ("lab", "experiment", "ephys", "ccf", "publication", "mapsite.pipeline"):
+for app in ("lab", "experiment", "ephys", "psth", "ccf", "publication", "mapsite.pipeline"):
     try:
         module = import_module(f"{app}.api.urls")
     except ModuleNotFoundError as exc:

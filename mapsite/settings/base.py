@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "lab",
     "experiment",
     "ephys",
+    "psth",
     "ccf",
     "publication",
 ]

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class PsthConfig(AppConfig):
+    name = "psth"
+    verbose_name = "Analyses (psth, unit results)"
