@@ -1,16 +1,31 @@
-"""Demo data for a fresh site: the lab fixtures of the original's mock script (spec §2.2).
+"""Demo data for a fresh site: the lab fixtures of the original's mock script (spec §2.2) and a
+few behavior sessions ingested from synthetic Bpod files.
 
 ``manage.py load_demo`` runs every step of :data:`DEMO_STEPS` in order, each in its own
-transaction. Steps only ever *add* missing rows (``get_or_create``), so running the command again
-neither duplicates anything nor overwrites what staff have since edited in the admin. Later steps
-(e.g. ingesting the real Bpod file of ``dl25``) are added by appending a function to
-:data:`DEMO_STEPS`.
+transaction. Steps only ever *add* missing rows (``get_or_create``, files not yet ingested), so
+running the command again neither duplicates anything nor overwrites what staff have since
+edited in the admin. Further steps are added by appending a function to :data:`DEMO_STEPS`.
+
+The behavior sessions go through the real ingest path: seeded synthetic ``.mat`` files are
+written into the demo data root (:func:`demo_behavior_root`, under ``var/``), found by the
+discovery scan and ingested by BehaviorIngest jobs run in this process; the downstream steps
+(PhotostimBrainRegion) follow when the transaction commits. The ingest re-checks every file
+against the configured roots, so the demo root must be one of them: ``scripts/run`` sets
+``MAP_BEHAVIOR_ROOTS=RRig=<checkout>/var/demo-data/behavior/RRig`` when nothing else is
+configured. When it is not configured the step says so and writes nothing: synthetic files are
+never written into a real data root.
 """
 
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
 
 from lab.models import (
     AnimalSource,
@@ -160,6 +175,139 @@ def load_subjects() -> StepReport:
     return report
 
 
+# --- Behavior sessions ------------------------------------------------------------------------
+
+DEMO_BEHAVIOR_RIG = "RRig"
+
+
+@dataclass(frozen=True)
+class DemoBehaviorSession:
+    """A synthetic Bpod session of a demo subject (options of ``build_synthetic_session``)."""
+
+    h2o: str
+    seed: int
+    n_trials: int
+    started: datetime  # Info.SessionDate / SessionStartTime_UTC
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def build_options(self) -> dict[str, Any]:
+        return {
+            "h2o": self.h2o,
+            "seed": self.seed,
+            "n_trials": self.n_trials,
+            "session_datetime": self.started,
+            **self.options,
+        }
+
+
+# Two days of dl25 (the second with early-delay photostim of left/right/bilateral ALM) and one
+# late-delay photostim session of SC022 (its "SC_RecordingRig3" protocol name is what marks
+# late-delay sessions, spec §14.1). A few trials of each are skipped by the ingest rules.
+DEMO_BEHAVIOR_SESSIONS = [
+    DemoBehaviorSession("dl25", 101, 120, datetime(2018, 2, 26, 15, 12, 5, tzinfo=UTC),
+                        {"skip_rate": 0.03, "free_water_rate": 0.05}),
+    DemoBehaviorSession("dl25", 102, 160, datetime(2018, 2, 27, 14, 48, 31, tzinfo=UTC),
+                        {"photostim": True, "photostim_rate": 0.3, "skip_rate": 0.03}),
+    DemoBehaviorSession("SC022", 103, 160, datetime(2018, 10, 3, 16, 2, 44, tzinfo=UTC),
+                        {"photostim": True, "photostim_period": "late-delay",
+                         "photostim_rate": 0.3, "skip_rate": 0.03}),
+]  # fmt: skip
+
+
+def demo_behavior_root() -> Path:
+    """Where the demo's synthetic Bpod files live: ``var/demo-data/behavior/RRig``."""
+    return Path(settings.VAR_DIR) / "demo-data" / "behavior" / DEMO_BEHAVIOR_RIG
+
+
+def _configured_demo_root() -> Any:
+    """The configured behavior root that is the demo root (of rig RRig), or None."""
+    from experiment.ingest import discovery
+
+    wanted = demo_behavior_root().resolve()  # also when it does not exist yet
+    for root in discovery.behavior_roots():
+        if root.rig == DEMO_BEHAVIOR_RIG and root.path.resolve() == wanted:
+            return root
+    return None
+
+
+def _demo_file(root: Path, spec: DemoBehaviorSession) -> tuple[Path, Callable[[], None]]:
+    """The session's path ``{root}/{h2o}/{protocol}/Session Data/{file}`` and its writer.
+
+    The writer writes into a temporary directory and moves the file into place, so a scan never
+    sees half a file.
+    """
+    from experiment.ingest.synthetic import build_synthetic_session, write_mat
+
+    session = build_synthetic_session(**spec.build_options())
+    folder = root / spec.h2o / session.truth.protocol_name / "Session Data"
+    path = folder / session.file_name
+
+    def write() -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            written = write_mat(Path(tmp) / path.name, {"SessionData": session.session_data})
+            shutil.move(written, path)
+
+    return path, write
+
+
+def load_behavior_sessions() -> StepReport:
+    """Synthetic Bpod sessions, ingested through discovery and the BehaviorIngest step."""
+    from experiment.ingest import discovery
+    from experiment.models import BehaviorFile
+    from experiment.steps import BEHAVIOR_INGEST
+    from mapsite.pipeline import runner
+    from mapsite.pipeline.models import Job, JobStatus
+    from mapsite.pipeline.steps import get_step
+
+    report = StepReport("behavior sessions")
+    root = _configured_demo_root()
+    if root is None:
+        report.skipped.append(
+            f"all ({demo_behavior_root()} is not a configured behavior data root: set "
+            f"MAP_BEHAVIOR_ROOTS={DEMO_BEHAVIOR_RIG}={demo_behavior_root()}, as scripts/run does)"
+        )
+        return report
+
+    relative_paths = []
+    for spec in DEMO_BEHAVIOR_SESSIONS:
+        path, write = _demo_file(root.path, spec)
+        relative = str(path.relative_to(root.path))
+        relative_paths.append(relative)
+        ingested = BehaviorFile.objects.filter(
+            root=str(root.path), relative_path=relative, session__isnull=False
+        ).exists()
+        if not path.exists() and not ingested:  # a re-written file would differ (header date)
+            write()
+
+    discovery.scan_behavior_roots([root])
+    files = list(
+        BehaviorFile.objects.filter(root=str(root.path), relative_path__in=relative_paths)
+        .select_related("session")
+        .order_by("relative_path")
+    )
+    runner.create_jobs(get_step(BEHAVIOR_INGEST), [f.pk for f in files])
+    jobs = Job.objects.filter(step=BEHAVIOR_INGEST, key_id__in=[f.pk for f in files])
+    job_of = {job.key_id: job for job in jobs}
+    for bf in files:
+        job = job_of[bf.pk]
+        if job.status == JobStatus.DONE:
+            report.existing.append(str(bf.session or bf.file_name))
+            continue
+        # In this process, whatever the broker settings: the demo shows its sessions at once.
+        Job.objects.filter(pk=job.pk, status__in=runner.RUNNABLE + (JobStatus.ERROR,)).update(
+            status=JobStatus.PENDING
+        )
+        runner.run_job(job.pk, worker="load_demo")
+        job.refresh_from_db()
+        bf.refresh_from_db()
+        if job.status == JobStatus.DONE and bf.session is not None:
+            report.created.append(f"{bf.session} ({bf.session.trials.count()} trials)")
+        else:
+            report.skipped.append(f"{bf.file_name} ({job.status}: {job.message})")
+    return report
+
+
 DemoStep = Callable[[], StepReport]
 
 # The lab fixtures alone (fast; the ``demo_lab`` pytest fixture loads these).
@@ -173,4 +321,5 @@ LAB_STEPS: list[DemoStep] = [
 # Run in this order by ``manage.py load_demo``; append further steps (e.g. ingests) here.
 DEMO_STEPS: list[DemoStep] = [
     *LAB_STEPS,
+    load_behavior_sessions,
 ]
