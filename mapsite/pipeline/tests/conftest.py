@@ -102,7 +102,9 @@ def _lookups_present(request: pytest.FixtureRequest) -> None:
         _restore_snapshot(_snapshot_tables)
 
 
-def pytest_fixture_post_finalizer(fixturedef: pytest.FixtureDef, request: pytest.FixtureRequest):
+def pytest_fixture_post_finalizer(
+    fixturedef: pytest.FixtureDef, request: pytest.FixtureRequest
+) -> None:
     """Right after pytest-django flushed the database of a transactional test: restore."""
     if fixturedef.argname != "_django_db_helper" or not _snapshot_tables:
         return
