@@ -13,6 +13,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from experiment import models
+from experiment.analysis import queries as behavior_queries
 from lab.api.serializers import name_field, water_restriction_number_field
 from mapsite.core.api import ConstraintCheckedSerializer, LookupSerializer, ReadOnlyModelSerializer
 
@@ -91,6 +92,41 @@ class SessionDetailsBriefSerializer(serializers.ModelSerializer):
         fields = ["session_weight", "session_water_earned", "session_water_extra"]
 
 
+class BehaviorSummarySerializer(serializers.Serializer):
+    """Per-session behavior summary (definitions in ``experiment.analysis.behavior``)."""
+
+    trials = serializers.IntegerField(help_text="All trials, with or without behavior labels.")
+    behavior_trials = serializers.IntegerField(help_text="Trials with behavior labels.")
+    outcomes = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Trials per outcome (hit, miss, ignore, N/A)."
+    )
+    instructions = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Trials per instruction (left, right, middle, none).",
+    )
+    early_lick = serializers.IntegerField(
+        help_text="Trials with an early lick (any label but 'no early')."
+    )
+    early_lick_rate = serializers.FloatField(
+        allow_null=True, help_text="early_lick / behavior_trials; null without behavior trials."
+    )
+    auto_water = serializers.IntegerField()
+    free_water = serializers.IntegerField()
+    photostim = serializers.IntegerField(help_text="Photostimulation trials.")
+    performance_trials = serializers.IntegerField(
+        help_text="Hit and miss trials that are not free-water trials (performance's denominator)."
+    )
+    performance = serializers.FloatField(
+        allow_null=True,
+        help_text="hits / (hits + misses), free-water trials left out; ignore and N/A trials "
+        "do not count. Null when there is no hit or miss.",
+    )
+    performance_by_instruction = serializers.DictField(
+        child=serializers.FloatField(allow_null=True),
+        help_text="Performance of the trials of each instruction (null: no hit or miss).",
+    )
+
+
 class SessionSerializer(ReadOnlyModelSerializer):
     subject = serializers.IntegerField(source="subject.subject_id", read_only=True)
     water_restriction_number = water_restriction_number_field("subject")
@@ -101,6 +137,7 @@ class SessionSerializer(ReadOnlyModelSerializer):
     training_types = serializers.SerializerMethodField()
     comments = serializers.SlugRelatedField(slug_field="comment", many=True, read_only=True)
     details = SessionDetailsBriefSerializer(read_only=True, allow_null=True)
+    behavior_summary = serializers.SerializerMethodField()
 
     class Meta:
         model = models.Session
@@ -117,11 +154,17 @@ class SessionSerializer(ReadOnlyModelSerializer):
             "training_types",
             "comments",
             "details",
+            "behavior_summary",
         ]
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_training_types(self, session: models.Session) -> list[str]:
         return [t.training_type.name for t in session.trainings.all()]
+
+    @extend_schema_field(BehaviorSummarySerializer)
+    def get_behavior_summary(self, session: models.Session) -> dict[str, Any]:
+        """Trial counts and performance (from the list's aggregate annotation)."""
+        return BehaviorSummarySerializer(behavior_queries.summary_of(session)).data
 
 
 class _SessionChildSerializer(ConstraintCheckedSerializer):

@@ -6,10 +6,24 @@ by staff. Every queryset loads its related rows up front, so a page costs the sa
 queries at any page size.
 """
 
+from typing import Any
+
 from django.db.models import Prefetch
+from django.http import HttpResponse, HttpResponseBase
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from experiment import models
+from experiment.analysis import plots as behavior_plots
+from experiment.analysis import queries as behavior_queries
 from mapsite.core.api import MapModelViewSet, MapReadOnlyViewSet, lookup_viewset
+from mapsite.core.plots import FIGURE_RENDERERS
 
 from . import filters, serializers
 
@@ -21,15 +35,19 @@ EVENT_REF = ("trial__trial__session__subject",)
 
 
 class SessionViewSet(MapReadOnlyViewSet):
-    """Behavior sessions (written by the behavior ingest).
+    """Behavior sessions (written by the behavior ingest), each with its behavior summary.
 
     Filter by subject id, water-restriction number, date range (``date_after``/``date_before``,
-    lab time zone), rig, task, project, training type or username.
+    lab time zone), rig, task, project, training type or username. ``behavior_summary`` (trial
+    counts per outcome and instruction, early licks, performance) comes from one aggregate
+    subquery in the same query as the page.
     """
 
     api_tags = TAGS
-    queryset = models.Session.objects.select_related(
-        "subject__water_restriction", "username", "rig", "details"
+    queryset = behavior_queries.with_behavior_counts(
+        models.Session.objects.select_related(
+            "subject__water_restriction", "username", "rig", "details"
+        )
     ).prefetch_related(
         "projects",
         Prefetch("comments", queryset=models.SessionComment.objects.order_by("id")),
@@ -50,6 +68,85 @@ class SessionViewSet(MapReadOnlyViewSet):
     filterset_class = filters.SessionFilter
     ordering_fields = ("start_time", "session", "subject__subject_id", "id")
     ordering = ("subject__subject_id", "session")
+
+    def _session(self, **annotations: Any) -> models.Session:
+        """The session of a detail action, without the list's prefetches."""
+        queryset = models.Session.objects.select_related("subject__water_restriction")
+        session = get_object_or_404(queryset.annotate(**annotations), pk=self.kwargs["pk"])
+        self.check_object_permissions(self.request, session)
+        return session
+
+    @extend_schema(responses=serializers.BehaviorSummarySerializer)
+    @action(
+        detail=True,
+        url_path="behavior-summary",
+        filter_backends=[],
+        pagination_class=None,
+        serializer_class=serializers.BehaviorSummarySerializer,
+    )
+    def behavior_summary(self, request: Request, pk: str | None = None) -> Response:
+        """The behavior summary of one session (the ``behavior_summary`` of its row)."""
+        session = self._session(
+            **{behavior_queries.COUNTS_ANNOTATION: behavior_queries.behavior_counts()}
+        )
+        summary = behavior_queries.summary_of(session)
+        return Response(serializers.BehaviorSummarySerializer(summary).data)
+
+    @extend_schema(
+        responses={
+            (200, "image/png"): OpenApiTypes.BINARY,
+            (200, "image/svg+xml"): OpenApiTypes.STR,
+            304: OpenApiResponse(description="Not modified (If-None-Match matched the ETag)."),
+            404: OpenApiResponse(
+                description="No such session, or it has no behavior trials (JSON detail)."
+            ),
+        },
+    )
+    @action(
+        detail=True,
+        url_path="performance-plot",
+        renderer_classes=FIGURE_RENDERERS,
+        filter_backends=[],
+        pagination_class=None,
+    )
+    def performance_plot(
+        self, request: Request, pk: str | None = None, format: str | None = None
+    ) -> HttpResponseBase:
+        """Behavior performance figure (800 × 500 px): moving-average proportion correct over
+        trials with early-lick trials marked, and, for sessions with photostimulation, the
+        fraction hit of control vs stimulated left/right trials without early lick.
+
+        ``/api/sessions/{id}/performance-plot.png`` or ``.svg`` (or ``?format=png|svg``, or
+        ``Accept: image/svg+xml``). Rendered once per version of the session's labels, then
+        served from the cache; the ETag changes when the labels do.
+        """
+        session = self._session()
+        fmt = request.accepted_renderer.format
+        try:
+            data = behavior_plots.plot_input(session)
+        except behavior_plots.NoBehaviorTrials as exc:
+            raise NotFound(str(exc))
+        etag = f'"{data.version()}-{fmt}"'
+        headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+        if etag in request.headers.get("If-None-Match", ""):
+            return HttpResponse(status=304, headers=headers)
+        figure = behavior_plots.cached_performance_plot(data, fmt)
+        headers["Content-Disposition"] = (
+            f'inline; filename="{behavior_plots.file_stem(session)}_behavior_performance.{fmt}"'
+        )
+        return Response(figure, headers=headers)
+
+    def finalize_response(
+        self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        # Errors of the figure endpoint (401, 404, 406, throttling) are JSON, not images.
+        if getattr(response, "exception", False) and isinstance(
+            getattr(response, "accepted_renderer", None), FIGURE_RENDERERS
+        ):
+            response.accepted_renderer = JSONRenderer()
+            response.accepted_media_type = JSONRenderer.media_type
+        return response
 
 
 class SessionCommentViewSet(MapModelViewSet):
