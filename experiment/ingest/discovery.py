@@ -162,18 +162,40 @@ def iter_candidate_files(root: DataRoot) -> list[Path]:
     return sorted(found)
 
 
+def _same_stat(path: Path, row: BehaviorFile) -> bool:
+    """True if the file still has the size and mtime recorded (what register_file checks first)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return False  # register_file says what is wrong
+    return stat.st_size == row.size and datetime.fromtimestamp(stat.st_mtime, tz=UTC) == row.mtime
+
+
 def scan_behavior_roots(roots: list[DataRoot] | None = None) -> ScanReport:
-    """Walk every behavior root and register what is there."""
+    """Walk every behavior root and register what is there.
+
+    Runs on every sweep (every minute), over roots holding years of sessions: the rows already
+    recorded for a root are read in one query, and a file whose size and mtime are unchanged
+    costs one ``stat`` and no query (register_file would return its row untouched anyway).
+    """
     roots = behavior_roots() if roots is None else roots
     report = ScanReport()
     for root in roots:
         if not root.path.is_dir():
             log.warning("behavior data root %s (rig %s) is not reachable", root.path, root.rig)
             continue
+        known = {
+            row.relative_path: row
+            for row in BehaviorFile.objects.filter(root=str(root.path)).only(
+                "relative_path", "size", "mtime", "changed_after_ingest"
+            )
+        }
         for path in iter_candidate_files(root):
-            before = BehaviorFile.objects.filter(
-                root=str(root.path), relative_path=str(path.relative_to(root.path))
-            ).first()  # iter_candidate_files yields paths named under root.path
+            # iter_candidate_files yields paths named under root.path
+            before = known.get(str(path.relative_to(root.path)))
+            if before is not None and _same_stat(path, before):
+                report.unchanged += 1
+                continue
             flagged_before = before.changed_after_ingest if before else None
             try:
                 row = register_file(path, [root])

@@ -1046,3 +1046,23 @@ def test_an_ingested_photostim_session_can_be_deleted_to_re_ingest_it(root, queu
 
     assert not m.SessionTrial.objects.exists() and not m.PhotostimEvent.objects.exists()
     assert m.BehaviorFile.objects.get().session is None
+
+
+def test_rescanning_an_unchanged_root_costs_one_query(root, django_assert_num_queries):
+    """Beat sweeps every minute over years of files: unchanged files must not cost queries."""
+    for k in range(40):
+        folder = session_dir(root, f"sy{k % 4:02d}")
+        (folder / f"sy{k % 4:02d}_tw2_201802{k % 28 + 1:02d}_1000{k:02d}.mat").write_bytes(
+            os.urandom(300)
+        )
+    assert len(discovery.scan_behavior_roots().new) == 40
+
+    with django_assert_num_queries(1):
+        report = discovery.scan_behavior_roots()
+
+    assert (len(report.new), report.unchanged, len(report.changed)) == (0, 40, 0)
+    changed = next(root.rglob("*.mat"))
+    changed.write_bytes(os.urandom(301))  # one file changes: only it costs queries
+    with django_assert_num_queries(10, exact=False):  # at most
+        discovery.scan_behavior_roots()
+    assert m.BehaviorFile.objects.get(file_name=changed.name).size == 301
