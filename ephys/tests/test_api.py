@@ -663,3 +663,61 @@ def test_stored_arrays_are_checked_before_being_served() -> None:
     ]
     joined = load(b"".join(bytes(p) for p in arrays.concat_npy(mixed, np.dtype(np.float64))))
     assert joined.tolist() == [0.0, 1.0, 2.0, 2.0, 3.0]
+
+
+# --- End to end: generator → ingest → API ------------------------------------------------------
+
+
+def test_api_spike_times_equal_the_generators_ground_truth(
+    db: None,
+    tmp_path: Any, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """A synthetic sorted session goes through the real ingest; the API serves exactly the
+    generator's spike times (npy per unit, npz per insertion, JSON), and rasters that match
+    the generator's own trialization."""
+    from ephys.ingest import bitcode
+    from ephys.tests.factories import command_runner, configured_world
+    from experiment.models import Session
+
+    world = configured_world(tmp_path, settings)
+    run = command_runner(django_capture_on_commit_callbacks)
+    truth = world.write_behavior(n_trials=20)
+    run("ingest_behavior")
+    s = world.write_ephys(truth, n_units=12, n_spikes=30_000, margin_s=0.1)
+    run("ingest_ephys")
+    insertion = models.ProbeInsertion.objects.get(session=Session.objects.get())
+    units = {u.unit: u.id for u in models.Unit.objects.filter(insertion=insertion)}
+    assert sorted(units) == s.unit_ids.tolist()
+    client = token_client(new_user())
+
+    for cluster, uid in units.items():
+        expected = s.unit_spike_times(cluster)
+        body = client.get(f"/api/units/{uid}/spike-times/", {"format": "npy"}).content
+        assert np.array_equal(load(body), expected)
+        listed_json = client.get(f"/api/units/{uid}/spike-times/").json()["spike_times"]
+        assert np.array_equal(np.array(listed_json, np.float64), expected)
+
+    data = load(
+        client.get(f"/api/insertions/{insertion.id}/spike-times/", {"format": "npz"}).content
+    )
+    assert data["units"].tolist() == s.unit_ids.tolist()
+    off = data["offsets"]
+    for i, cluster in enumerate(data["units"]):
+        assert np.array_equal(data["spike_times"][off[i] : off[i + 1]], s.unit_spike_times(cluster))
+    streamed = client.get(f"/api/insertions/{insertion.id}/spike-times/")
+    by_id = json.loads(b"".join(streamed.streaming_content))["spike_times"]
+    for cluster, uid in units.items():
+        assert np.array_equal(np.array(by_id[str(uid)]), s.unit_spike_times(cluster))
+
+    trialization = bitcode.TrialAlignment(
+        behavior_trials=s.ephys_behavior_trials,
+        ephys_indices=np.arange(len(s.ephys_trial_starts)),
+        trial_starts=s.ephys_trial_starts - s.margin_samples,
+        go_cues=s.ephys_go_cues,
+    )
+    cluster = int(s.unit_ids[0])
+    row, rel = bitcode.trialize_spikes(s.unit_spike_samples(cluster), trialization, s.sampling_rate)
+    raster = client.get(f"/api/units/{units[cluster]}/raster/").json()["trials"]
+    assert [t["trial"] for t in raster] == s.ephys_behavior_trials.tolist()
+    for t, trial in enumerate(raster):
+        assert np.allclose(trial["spike_times"], rel[row == t], rtol=0, atol=1e-9), t
