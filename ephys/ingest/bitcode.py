@@ -420,7 +420,8 @@ def spike_times_relative(
     spike_samples: np.ndarray, alignment: TrialAlignment, sampling_rate: float
 ) -> np.ndarray:
     """Unit.spike_times: seconds relative to the first aligned trial start (spec §14.6 step 5)."""
-    out = np.asarray(spike_samples, dtype=np.float64) - alignment.first_trial_start
+    out = np.array(spike_samples, dtype=np.float64)  # one new array, then in place
+    out -= alignment.first_trial_start
     out /= sampling_rate
     return out
 

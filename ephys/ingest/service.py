@@ -437,6 +437,7 @@ def ingest_probe(
     site_electrodes = meta.site_electrodes
 
     sorting = load_clustering(probe.clustering, meta)
+    sorting.order = None  # file order is not stored: free it (10 M spikes: 80 MB)
     result.warnings = list(sorting.warnings)
     alignment, sync_file = align_probe(probe, h2o, meta, sorting.sampling_rate, side)
     result.sync_file = _relative(sync_file, recording.root)

@@ -124,6 +124,7 @@ class SyntheticWorld:
     ephys_root: Path
     h2o: str = "sy01"
     rig: str = "RRig"
+    subject: Any = dataclasses.field(default=None, init=False)  # set by setup_lab
 
     def __post_init__(self) -> None:
         self.behavior_root.mkdir(parents=True, exist_ok=True)
@@ -132,7 +133,7 @@ class SyntheticWorld:
     def setup_lab(self) -> None:
         """The rig of the behavior root and the subject (water restriction number h2o)."""
         RigFactory(name=self.rig)
-        WaterRestrictionFactory(water_restriction_number=self.h2o)
+        self.subject = WaterRestrictionFactory(water_restriction_number=self.h2o).subject
 
     @property
     def behavior_roots(self) -> list[str]:
