@@ -432,7 +432,8 @@ class PhotostimEvent(models.Model):
         PhotostimTrial, on_delete=models.CASCADE, related_name="events"
     )
     photostim_event_id = models.PositiveIntegerField()
-    photostim = models.ForeignKey(Photostim, on_delete=models.PROTECT, related_name="events")
+    # RESTRICT, not PROTECT: deleting a session deletes these events through its trials too.
+    photostim = models.ForeignKey(Photostim, on_delete=models.RESTRICT, related_name="events")
     photostim_event_time = models.FloatField(help_text="s from trial start")
     power = models.FloatField(help_text="mW (max power)")
 

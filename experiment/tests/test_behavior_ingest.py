@@ -27,7 +27,6 @@ import numpy as np
 import pytest
 import scipy.io
 from django.core.management import CommandError, call_command
-from django.db.models import ProtectedError
 from django.urls import reverse
 
 from experiment import models as m
@@ -1028,13 +1027,6 @@ def test_job_admin_lists_failing_behavior_ingests(root, ingest, admin_client):
     assert page.status_code == 200 and "UnreadableFileError" in page.content.decode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ProtectedError,
-    reason="PhotostimEvent.photostim is on_delete=PROTECT: deleting a session (to re-ingest a "
-    "file by hand, as the change note asks) fails when it has photostim events, although "
-    "the events are deleted by the same cascade; RESTRICT would allow it",
-)
 def test_an_ingested_photostim_session_can_be_deleted_to_re_ingest_it(root, queue_ingest):
     subject = subject_with_h2o("sy03")
     write_synthetic_session(session_dir(root, "sy03"), **SYNTHETIC_CASES["early-delay-photostim"])
