@@ -35,12 +35,14 @@ from mapsite.core.admin_base import (
     ReadOnlyInline,
     SessionScopedMixin,
     TabularInline,
+    admin_link,
 )
 
 from . import lookups
 from .models import (
     ActionEvent,
     ActionEventType,
+    BehaviorFile,
     BehaviorTrial,
     EarlyLick,
     MultiTargetLickingBlock,
@@ -762,3 +764,80 @@ class MultiTargetLickingBlockAdmin(ReadOnlyAdmin):
     def water_port_name(self, block: MultiTargetLickingBlock) -> str | None:
         port = getattr(block, "water_port", None)
         return port.water_port.name if port else None
+
+
+# --- Ingest bookkeeping ------------------------------------------------------------------------
+
+
+@admin.register(BehaviorFile)
+class BehaviorFileAdmin(ReadOnlyAdmin):
+    """Bpod files found on the data roots, with what their ingest job did.
+
+    The job status and message come from the BehaviorIngest job of each file (one subquery);
+    a file whose contents changed after its ingest is flagged here for a person.
+    """
+
+    list_display = [
+        "file_name",
+        "rig",
+        "job_status",
+        "job_message",
+        "session_link",
+        "size",
+        "mtime",
+        "changed_flag",
+    ]
+    list_filter = ["rig", ("session", admin.EmptyFieldListFilter), "changed_after_ingest"]
+    search_fields = ["file_name", "relative_path"]
+    list_select_related = ["rig", "session__subject__water_restriction"]
+    actions = ["retry_ingest"]
+    readonly_fields = [f.name for f in BehaviorFile._meta.fields]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[BehaviorFile]:
+        from mapsite.pipeline.models import Job
+
+        jobs = Job.objects.filter(step="BehaviorIngest", key_id=OuterRef("pk"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                job_status=Subquery(jobs.values("status")[:1]),
+                job_message=Subquery(jobs.values("message")[:1]),
+                job_id=Subquery(jobs.values("pk")[:1]),
+            )
+        )
+
+    @admin.display(description="ingest job", ordering="job_status")
+    def job_status(self, obj: BehaviorFile) -> str:
+        if obj.job_id is None:
+            return "not queued yet"
+        url = reverse("admin:pipeline_job_change", args=[obj.job_id])
+        return format_html('<a href="{}">{}</a>', url, obj.job_status)
+
+    @admin.display(description="message")
+    def job_message(self, obj: BehaviorFile) -> str:
+        return (obj.job_message or "")[:160]
+
+    @admin.display(description="session", ordering="session")
+    def session_link(self, obj: BehaviorFile) -> str:
+        return admin_link(obj.session) if obj.session_id else "-"
+
+    @admin.display(description="changed after ingest", ordering="changed_after_ingest")
+    def changed_flag(self, obj: BehaviorFile) -> str:
+        if obj.changed_after_ingest is None:
+            return ""
+        return format_html('<b style="color:#c62828" title="{}">changed</b>', obj.change_note)
+
+    @admin.action(description="Retry the ingest of the selected files", permissions=["view"])
+    def retry_ingest(self, request: HttpRequest, queryset: QuerySet[BehaviorFile]) -> None:
+        from mapsite.pipeline import runner
+        from mapsite.pipeline.models import Job
+
+        if not request.user.is_staff:
+            self.message_user(request, "Only staff can retry ingests.", level="error")
+            return
+        ids = Job.objects.filter(
+            step="BehaviorIngest", key_id__in=queryset.values("pk")
+        ).values_list("pk", flat=True)
+        n = runner.retry(ids)
+        self.message_user(request, f"{n} ingest job(s) queued again.")
