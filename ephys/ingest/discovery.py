@@ -240,8 +240,8 @@ _DATE_DIR = re.compile(r"^\d{8}$")
 _CATGT_DIR = re.compile(r"^catgt_(\d{8})_g0$")
 #: Sorter outputs that make a folder "sorted data" (what find_clustering_outputs looks for).
 SORTER_FILES = ("spike_times.npy", "mean_waveforms.npy")
-#: Raw data next to sorter outputs: never part of the change-detection listing (huge, and a
-#: re-sort does not touch them).
+#: Raw data: not part of the change-detection listing (a re-sort does not touch it), except
+#: the `.ap.bin` next to the meta (stat only, never read for the listing).
 RAW_SUFFIXES = (".bin", ".dat")
 
 
@@ -327,7 +327,7 @@ def iter_session_dirs(root: str | PathLike[str]) -> Iterator[FoundSessionDir]:
 
 def _is_input_file(name: str) -> bool:
     return (
-        name.endswith(".meta")
+        name.endswith((".meta", ".ap.bin"))
         or name.endswith("bitcode.mat")
         or ".XA_" in name
         or name.endswith("_jrc.mat")
@@ -338,9 +338,11 @@ def _is_input_file(name: str) -> bool:
 def input_files(session_dir: str | PathLike[str]) -> dict[str, tuple[int, int]]:
     """Files an ingest of the session folder reads -> (size, mtime_ns), by relative path.
 
-    Metas, bitcode files, NI text files, JRClust results, and every file (not the raw
-    `.bin`/`.dat`) of a folder holding `spike_times*.npy`. Symbolic links are listed with
-    the size and mtime of their target; the ingest refuses targets outside the roots.
+    Metas, the `.ap.bin` next to them (the phy loader may read waveforms from it; a copy still
+    in progress shows as a change), bitcode files, NI text files, JRClust results, and every
+    file (not raw `.bin`/`.dat` copies) of a folder holding `spike_times*.npy`. Symbolic links
+    are listed with the size and mtime of their target; the ingest refuses targets outside the
+    roots.
     """
     session_dir = Path(session_dir)
     out: dict[str, tuple[int, int]] = {}
@@ -348,7 +350,7 @@ def input_files(session_dir: str | PathLike[str]) -> dict[str, tuple[int, int]]:
         folder = Path(dirpath)
         sorter_dir = any(n.startswith("spike_times") and n.endswith(".npy") for n in names)
         for name in names:
-            if name.endswith(RAW_SUFFIXES):
+            if name.endswith(RAW_SUFFIXES) and not name.endswith(".ap.bin"):
                 continue
             if not (sorter_dir or _is_input_file(name)):
                 continue

@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from django.apps import apps
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -56,10 +57,16 @@ from .discovery import (
     find_probe_recordings,
     load_clustering,
 )
-from .errors import BitCodeError, BitCodeFileNotFoundError, EphysIngestError, ProbeInsertionError
+from .errors import (
+    BitCodeError,
+    BitCodeFileNotFoundError,
+    EphysIngestError,
+    ProbeInsertionError,
+    SpikeGLXMetaNotFoundError,
+)
 from .sorting import ClusteringInfo, SortingResult, normalize_label
 from .spikeglx import ElectrodeConfig as MetaElectrodeConfig
-from .spikeglx import SpikeGLXMeta
+from .spikeglx import SpikeGLXMeta, read_spikeglx_meta
 
 log = logging.getLogger(__name__)
 
@@ -720,6 +727,17 @@ def _unit_metrics_json(units: list[m.Unit]) -> dict[int, dict]:
     return out
 
 
+def _cell_types(unit_ids: list[int]) -> dict[int, int]:
+    """Unit -> CellType id, when the psth app computed them (UnitCellType, §15)."""
+    if not apps.is_installed("psth"):
+        return {}
+    try:
+        model = apps.get_model("psth", "UnitCellType")
+    except LookupError:
+        return {}
+    return dict(model.objects.filter(unit_id__in=unit_ids).values_list("unit_id", "cell_type_id"))
+
+
 def archive_and_delete(insertion: m.ProbeInsertion, previous_output: m.SortedOutput | None) -> str:
     """Copy the insertion's clustering(s) into the archive, then delete the live units.
 
@@ -774,11 +792,13 @@ def archive_and_delete(insertion: m.ProbeInsertion, previous_output: m.SortedOut
             .order_by("unit")
         )
         extra = _unit_metrics_json(units)
+        cell_types = _cell_types([u.pk for u in units])
         archived_units = {a.unit: a for a in archived.units.only("pk", "unit")}
         for u in units:
             archived_units[u.unit].metrics = extra[u.pk]
+            archived_units[u.unit].cell_type_id = cell_types.get(u.pk)
         m.ArchivedUnit.objects.bulk_update(
-            list(archived_units.values()), ["metrics"], batch_size=500
+            list(archived_units.values()), ["metrics", "cell_type"], batch_size=500
         )
     m.Unit.objects.filter(insertion=insertion).delete()
     m.ClusteringLabel.objects.filter(insertion=insertion).delete()
@@ -838,6 +858,14 @@ def ingest_sorted_output(output: m.SortedOutput) -> str:
         )
     _confine_files(session_dir, files, roots)
 
+    if recording.recording_time is None and recording.layout == m.RecordingLayout.GLOB:
+        # Matching by time needs the meta's fileCreateTime: say what is wrong with it.
+        metas = sorted(session_dir.glob(f"{recording.probe_glob}/*tcat*.ap.meta"))
+        if not metas:
+            raise SpikeGLXMetaNotFoundError(session_dir, "no *tcat*.ap.meta in probe folders")
+        when = read_spikeglx_meta(metas[0]).recording_time  # raises, naming the file
+        recording.recording_time = when.replace(tzinfo=UTC)
+        recording.save(update_fields=["recording_time", "updated_at"])
     session = find_session(recording)
     session = Session.objects.select_for_update().select_related("rig").get(pk=session.pk)
     other = m.EphysRecording.objects.filter(session=session).exclude(pk=recording.pk).first()

@@ -277,3 +277,16 @@ def test_ni_text_files_instead_of_bitcode_mat(prepared, run):
     unit = m.Unit.objects.order_by("unit").select_related("spikes").first()
     times = np.load(io.BytesIO(bytes(unit.spikes.spike_times)))
     assert np.allclose(times, s.unit_spike_times(unit.unit), atol=1e-6)  # text: 6 decimals
+
+
+def test_glob_layout_meta_without_recording_time(world, run):
+    truth = world.write_behavior(n_trials=30)
+    run("ingest_behavior")
+    s = world.write_ephys(truth, layout="glob")
+    text = "".join(
+        row + "\n"
+        for row in s.meta_path.read_text().splitlines()
+        if not row.startswith("fileCreateTime")
+    )
+    s.meta_path.write_text(text)
+    fails(run, s.meta_path.name, "neither fileCreateTime_original nor fileCreateTime")

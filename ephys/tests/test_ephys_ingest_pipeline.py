@@ -284,3 +284,52 @@ def test_free_water_trials_have_no_go_cue(world, run):
     assert {r.trial.trial for r in rows if r.go_cue_time is None} == free
     unit = m.Unit.objects.order_by("unit").select_related("spikes").first()
     assert np.array_equal(load(unit.spikes.spike_times), s.unit_spike_times(unit.unit))
+
+
+@pytest.mark.parametrize("version", ["jrclust_v3", "jrclust_v4"])
+def test_jrclust_results(world, run, version):
+    import shutil
+
+    from ephys.tests.data_helpers import jrclust_fixture, write_jrc3, write_jrc4
+
+    truth = world.write_behavior(n_trials=30)
+    session = ingest_behavior(run)
+    s = world.write_ephys(truth)
+    shutil.rmtree(s.ks_dir)
+    f = jrclust_fixture()
+    if version == "jrclust_v3":
+        write_jrc3(s.probe_dir / f"{world.h2o}_20180225_g0_imec0_jrc.mat", f, fs=30000.0)
+    else:
+        write_jrc4(s.probe_dir / f"{world.h2o}_20180225_g0_imec0.ap_res.mat", f)
+    run("ingest_ephys")
+    job = Job.objects.get(step=EPHYS_INGEST)
+    assert job.status == JobStatus.DONE, job.message
+
+    units = m.Unit.objects.filter(insertion__session=session).order_by("unit")
+    assert [u.unit for u in units] == [1, 2, 3]
+    assert [u.quality.name for u in units] == ["good", "all", "multi"]
+    assert [u.clustering_method.name for u in units] == [version] * 3
+    assert [u.unit_amp for u in units] == f["vpp"][:3].tolist()
+    # peak sites 3, 7, 30 are electrodes 3, 7, 30 of the 1:1 synthetic shank map
+    assert [u.electrode.electrode.electrode for u in units] == [3, 7, 30]
+    first = s.first_trial_start
+    for u in units.select_related("spikes"):
+        samples = np.rint(f["times"][f["clusters"] == u.unit]).astype(np.int64)
+        assert np.array_equal(load(u.spikes.spike_times), (samples - first) / 30000.0)
+        assert np.array_equal(
+            load(u.spikes.spike_sites), f["sites"][f["clusters"] == u.unit].astype(np.int32)
+        )
+
+
+def test_the_periodic_scan_waits_for_files_to_settle(world, settings):
+    from ephys.ingest import db_discovery
+
+    truth = world.write_behavior(n_trials=30)
+    s = world.write_ephys(truth)
+    settings.EPHYS_SCAN_SETTLE_SECONDS = 60
+    report = db_discovery.scan_ephys_roots()
+    assert report.settling == [str(s.session_dir)]
+    assert not m.SortedOutput.objects.exists()
+    # a minute later (files older than the quiet period) it is recorded
+    report = db_discovery.scan_ephys_roots(settle_seconds=1e-9)
+    assert len(report.new) == 1 and not report.settling

@@ -58,6 +58,16 @@ def ingested(world, run):
     return world, truth, s
 
 
+def _cell_types() -> dict[int, int]:
+    """Unit -> CellType id of the UnitCellType rows the downstream psth step computed."""
+    from django.apps import apps
+
+    if not apps.is_installed("psth"):
+        return {}
+    model = apps.get_model("psth", "UnitCellType")
+    return dict(model.objects.values_list("unit__unit", "cell_type_id"))
+
+
 def job_of(output: m.SortedOutput) -> Job:
     return Job.objects.get(step=EPHYS_INGEST, key_id=output.pk)
 
@@ -69,6 +79,7 @@ def test_resort_archives_the_old_units_and_loads_the_new(ingested, run):
     old_label = m.ClusteringLabel.objects.get(insertion=insertion)
     commented = m.Unit.objects.order_by("unit").first()
     m.UnitComment.objects.create(unit=commented, comment="drifts after trial 20")
+    cell_types = _cell_types()
 
     new = world.write_ephys(truth, seed=7, n_units=15)  # re-sorted in place
     later(new.ks_dir / "spike_times.npy")
@@ -96,6 +107,7 @@ def test_resort_archives_the_old_units_and_loads_the_new(ingested, run):
         assert a.metrics["spike_count"] == old_arrays[u].size
     assert units[commented.unit].metrics["comments"] == ["drifts after trial 20"]
     assert units[commented.unit].metrics["noise_label"] == old.noise_labels[commented.unit]
+    assert {u: a.cell_type_id for u, a in units.items() if a.cell_type_id} == cell_types
     assert m.InsertionTrialAlignment.objects.filter(insertion=insertion).count() == 30
     assert m.ClusteringLabel.objects.filter(insertion=insertion).count() == 1
 
