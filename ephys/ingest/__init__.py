@@ -1,9 +1,15 @@
-"""Pure-Python/numpy ephys ingestion (no Django models, no database).
+"""Ephys ingestion: pure-Python/numpy readers, and the database layer that uses them.
 
-Typical use by the DB-writing service, per session (spec §14.3-§14.7)::
+Pure modules (no Django models, no database): errors, geometry, spikeglx, sorting
+(SortingResult), phy, jrclust, bitcode, discovery, synthetic (test/benchmark data generator).
+Database layer: ``db_discovery`` (scans the ephys roots, records session folders as
+``EphysRecording`` / ``SortedOutput``) and ``service`` (the EphysIngest step's make, see
+``ephys/steps.py``).
 
-    found = discovery.discover_session(roots, h2o, session_datetime)   # None -> skip session
-    session_dir, probes = found
+The call sequence of one probe, as ``service.ingest_probe`` runs it (spec §14.3-§14.7)::
+
+    found = discovery.examine_session_dir(folder)     # or discover_session(roots, h2o, when)
+    probes = discovery.find_probe_recordings(found.session, h2o)
     for number, rec in probes.items():                # number = ProbeInsertion.insertion_number
         meta = rec.read_meta()                        # spikeglx.SpikeGLXMeta
         meta.probe_type, meta.serial_number, meta.sampling_rate, meta.electrode_config
@@ -13,11 +19,9 @@ Typical use by the DB-writing service, per session (spec §14.3-§14.7)::
                                   behavior_bitcodes, bf.trial_num,
                                   free_water_trials=..., sampling_rate=sorting.sampling_rate,
                                   margin_samples=meta.pretrigger_margin_samples, source=bf.path)
+        # (no bitcode.mat: bitcode.read_ni_bitcodes(rec.probe_dir.parent) + align_ni_trials)
         seconds = bitcode.spike_times_relative(sorting.spike_samples, al, sorting.sampling_rate)
         for i, (unit, sl) in enumerate(sorting.iter_units()):
-            spike_times = seconds[sl]                 # Unit.spike_times (a view)
+            spike_times = seconds[sl]                 # UnitSpikes.spike_times (a view)
             electrode = meta.sites_to_electrodes(sorting.unit_peak_site[i : i + 1])[0]
-
-Modules: errors, geometry, spikeglx, sorting (SortingResult), phy, jrclust, bitcode,
-discovery, synthetic (test/benchmark data generator).
 """

@@ -42,16 +42,14 @@ from .spikeglx import read_spikeglx_meta
 
 log = logging.getLogger(__name__)
 
-#: Default quiet period of the periodic scan (seconds since the newest file was modified).
-DEFAULT_SETTLE_SECONDS = 60.0
-
 
 def ephys_roots() -> list[DataRoot]:
     return parse_roots(settings.EPHYS_DATA_ROOTS)
 
 
 def settle_seconds_setting() -> float:
-    return float(getattr(settings, "EPHYS_SCAN_SETTLE_SECONDS", DEFAULT_SETTLE_SECONDS))
+    """Quiet period of the periodic scan (MAP_EPHYS_SETTLE_SECONDS)."""
+    return float(settings.EPHYS_SCAN_SETTLE_SECONDS)
 
 
 def fingerprint(files: dict[str, tuple[int, int] | list[int]]) -> str:
