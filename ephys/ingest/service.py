@@ -867,7 +867,9 @@ def ingest_sorted_output(output: m.SortedOutput) -> str:
         recording.recording_time = when.replace(tzinfo=UTC)
         recording.save(update_fields=["recording_time", "updated_at"])
     session = find_session(recording)
-    session = Session.objects.select_for_update().select_related("rig").get(pk=session.pk)
+    session = (
+        Session.objects.select_for_update(of=("self",)).select_related("rig").get(pk=session.pk)
+    )
     other = m.EphysRecording.objects.filter(session=session).exclude(pk=recording.pk).first()
     if other is not None:
         raise EphysIngestError(
