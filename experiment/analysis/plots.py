@@ -144,7 +144,15 @@ def _draw_performance(ax: Axes, curve: PerformanceCurve, labels: SessionLabels) 
     ax.grid(axis="y", color="0.92", lw=0.8)
     ax.spines[["top", "right"]].set_visible(False)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper center", ncol=3, fontsize=8, frameon=False, handlelength=1.5)
+        ax.legend(
+            loc="upper center",
+            ncol=3,
+            fontsize=8,
+            frameon=False,
+            handlelength=1.5,
+            columnspacing=1.2,
+            borderaxespad=0.3,
+        )
 
 
 def _draw_photostim_effect(ax: Axes, effect: list[EffectPoint]) -> None:

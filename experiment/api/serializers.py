@@ -163,7 +163,7 @@ class SessionSerializer(ReadOnlyModelSerializer):
 
     @extend_schema_field(BehaviorSummarySerializer)
     def get_behavior_summary(self, session: models.Session) -> dict[str, Any]:
-        """Trial counts and performance (from the list's aggregate annotation)."""
+        """Trial counts and performance (a list page's counts come from one query)."""
         return BehaviorSummarySerializer(behavior_queries.summary_of(session)).data
 
 

@@ -40,14 +40,12 @@ class SessionViewSet(MapReadOnlyViewSet):
     Filter by subject id, water-restriction number, date range (``date_after``/``date_before``,
     lab time zone), rig, task, project, training type or username. ``behavior_summary`` (trial
     counts per outcome and instruction, early licks, performance) comes from one aggregate
-    subquery in the same query as the page.
+    query for the whole page.
     """
 
     api_tags = TAGS
-    queryset = behavior_queries.with_behavior_counts(
-        models.Session.objects.select_related(
-            "subject__water_restriction", "username", "rig", "details"
-        )
+    queryset = models.Session.objects.select_related(
+        "subject__water_restriction", "username", "rig", "details"
     ).prefetch_related(
         "projects",
         Prefetch("comments", queryset=models.SessionComment.objects.order_by("id")),
@@ -69,10 +67,16 @@ class SessionViewSet(MapReadOnlyViewSet):
     ordering_fields = ("start_time", "session", "subject__subject_id", "id")
     ordering = ("subject__subject_id", "session")
 
-    def _session(self, **annotations: Any) -> models.Session:
+    def paginate_queryset(self, queryset: Any) -> list[models.Session] | None:
+        page = super().paginate_queryset(queryset)
+        if page is not None:
+            behavior_queries.attach_counts(page)  # one query for the page's summaries
+        return page
+
+    def _session(self) -> models.Session:
         """The session of a detail action, without the list's prefetches."""
         queryset = models.Session.objects.select_related("subject__water_restriction")
-        session = get_object_or_404(queryset.annotate(**annotations), pk=self.kwargs["pk"])
+        session = get_object_or_404(queryset, pk=self.kwargs["pk"])
         self.check_object_permissions(self.request, session)
         return session
 
@@ -86,10 +90,7 @@ class SessionViewSet(MapReadOnlyViewSet):
     )
     def behavior_summary(self, request: Request, pk: str | None = None) -> Response:
         """The behavior summary of one session (the ``behavior_summary`` of its row)."""
-        session = self._session(
-            **{behavior_queries.COUNTS_ANNOTATION: behavior_queries.behavior_counts()}
-        )
-        summary = behavior_queries.summary_of(session)
+        summary = behavior_queries.summary_of(self._session())
         return Response(serializers.BehaviorSummarySerializer(summary).data)
 
     @extend_schema(
