@@ -333,3 +333,34 @@ def test_the_periodic_scan_waits_for_files_to_settle(world, settings):
     # a minute later (files older than the quiet period) it is recorded
     report = db_discovery.scan_ephys_roots(settle_seconds=1e-9)
     assert len(report.new) == 1 and not report.settling
+
+
+@pytest.mark.parametrize("with_pulses", [True, False])
+def test_multi_target_licking_with_ni_files(tmp_path, settings, run, with_pulses):
+    """MTL (RRig-MTL): NI text files, spikes aligned to trial starts; without bit pulses the
+    trials map one to one."""
+    from ephys.ingest.synthetic import write_ni_bitcode_files
+    from ephys.tests.factories import SyntheticWorld
+
+    world = SyntheticWorld(tmp_path / "behavior", tmp_path / "ephys", rig="RRig-MTL")
+    settings.BEHAVIOR_DATA_ROOTS = world.behavior_roots
+    settings.EPHYS_DATA_ROOTS = world.ephys_roots
+    world.setup_lab()
+    truth = world.write_behavior(n_trials=25, mtl=True, seed=4)
+    session = ingest_behavior(run)
+    trials = world.behavior_trials(truth)
+    s = world.write_ephys(truth)
+    s.bitcode_path.unlink()
+    start_file, bit_file = write_ni_bitcode_files(
+        s.session_dir, s.ephys_trial_starts / s.sampling_rate, trials.bitcodes
+    )
+    if not with_pulses:
+        bit_file.write_text("")
+    run("ingest_ephys")
+    job = Job.objects.get(step=EPHYS_INGEST)
+    assert job.status == JobStatus.DONE, job.message
+    rows = list(m.InsertionTrialAlignment.objects.filter(insertion__session=session))
+    assert [r.trial.trial for r in rows] == trials.trial_numbers.tolist()
+    assert all(r.go_cue_time == 0.0 for r in rows)  # MTL: aligned to the trial start
+    unit = m.Unit.objects.order_by("unit").select_related("spikes").first()
+    assert np.allclose(load(unit.spikes.spike_times), s.unit_spike_times(unit.unit), atol=1e-6)
