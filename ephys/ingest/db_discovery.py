@@ -93,10 +93,14 @@ def register_session_dir(
     *,
     settle_seconds: float = 0.0,
     report: ScanReport | None = None,
+    known: dict[tuple[str, str], str] | None = None,
 ) -> SortedOutput | None:
-    """Record one session folder; return its current version (None: left for a later scan).
+    """Record one session folder; return its current version (None: left for a later scan,
+    or unchanged and ``known`` given).
 
-    Idempotent: an unchanged folder returns its latest version as it is.
+    Idempotent: an unchanged folder returns its latest version as it is. ``known`` maps
+    (root, relative path) to the latest fingerprint (``latest_fingerprints``): a scan passes
+    it so that unchanged folders cost no query.
     """
     report = report if report is not None else ScanReport()
     session_dir = found.session.session_dir
@@ -106,18 +110,28 @@ def register_session_dir(
         resolve_in_roots(session_dir, roots)
     except PathOutsideRootsError as exc:
         refusal = f"refused: {exc}"
-    if refusal:
-        files: dict[str, tuple[int, int]] = {}
-        digest = ""
-        recording_time = None
-    else:
-        files = input_files(session_dir)
-        newest = max((m for _s, m in files.values()), default=0) / 1e9
+    files: dict[str, tuple[int, int]] = {} if refusal else input_files(session_dir)
+    digest = fingerprint(files) if files else ""
+    # The usual case, without a write or reading the meta: nothing changed since the last scan.
+    if known is not None and known.get((str(root.path), relative)) == digest:
+        report.unchanged += 1
+        return None
+    latest = (
+        SortedOutput.objects.filter(
+            recording__root=str(root.path), recording__relative_path=relative
+        )
+        .order_by("-version")
+        .first()
+    )
+    if latest is not None and latest.fingerprint == digest:
+        report.unchanged += 1
+        return latest
+    if files:
+        newest = max(m for _s, m in files.values()) / 1e9
         if settle_seconds and time.time() - newest < settle_seconds:
             report.settling.append(str(session_dir))
             return None
-        digest = fingerprint(files)
-        recording_time = _recording_time(found.first_meta)
+    recording_time = None if refusal else _recording_time(found.first_meta)
 
     with transaction.atomic():
         recording, created = EphysRecording.objects.select_for_update().get_or_create(
@@ -131,7 +145,7 @@ def register_session_dir(
                 "recording_time": recording_time,
             },
         )
-        if not created and recording_time is not None:
+        if not created and recording_time not in (None, recording.recording_time):
             recording.recording_time = recording_time
             recording.save(update_fields=["recording_time", "updated_at"])
         latest = recording.outputs.order_by("-version").first()
@@ -157,6 +171,17 @@ def register_session_dir(
     return output
 
 
+def latest_fingerprints() -> dict[tuple[str, str], str]:
+    """(root, relative path) -> fingerprint of the latest version of every recording."""
+    rows = SortedOutput.objects.order_by("recording_id", "-version").values_list(
+        "recording__root", "recording__relative_path", "fingerprint"
+    )
+    out: dict[tuple[str, str], str] = {}
+    for root, relative, digest in rows:
+        out.setdefault((root, relative), digest)
+    return out
+
+
 def scan_ephys_roots(
     roots: list[DataRoot] | None = None, *, settle_seconds: float | None = None
 ) -> ScanReport:
@@ -164,13 +189,16 @@ def scan_ephys_roots(
     roots = ephys_roots() if roots is None else roots
     settle = settle_seconds_setting() if settle_seconds is None else settle_seconds
     report = ScanReport()
+    known = latest_fingerprints()
     for root in roots:
         if not root.path.is_dir():
             log.warning("ephys data root %s is not reachable", root.path)
             continue
         for found in iter_session_dirs(root.path):
             try:
-                register_session_dir(found, root, roots, settle_seconds=settle, report=report)
+                register_session_dir(
+                    found, root, roots, settle_seconds=settle, report=report, known=known
+                )
             except OSError as exc:
                 report.refused.append(f"{found.session.session_dir}: {exc}")
     return report
