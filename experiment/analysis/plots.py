@@ -13,14 +13,13 @@ performance-plot.png|.svg`` and shown on the session's admin page.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 from experiment import models
 from mapsite.core import plots as core_plots
@@ -34,6 +33,10 @@ from .behavior import (
     performance_curve,
 )
 from .behavior import photostim_effect as compute_photostim_effect
+
+if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn (the admin imports this)
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 KIND = "behavior-performance"
 # Bump when the drawing changes: cached figures of the old code are then not served again.
@@ -76,6 +79,8 @@ def plot_input(session: models.Session) -> PlotInput:
 
 def render_performance_figure(data: PlotInput) -> Figure:
     """The figure (not yet rasterised): one panel, two with photostimulation."""
+    from matplotlib.figure import Figure
+
     curve = performance_curve(data.labels)
     effect = compute_photostim_effect(data.labels)
     fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI, layout="constrained")

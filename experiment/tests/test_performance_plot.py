@@ -390,3 +390,31 @@ def test_admin_user_sees_the_plot_through_the_session_login(
     browser.force_login(staff)
     response = browser.get(url(data.stim))
     assert response.status_code == 200 and response["Content-Type"] == "image/png"
+
+
+def test_cached_figure_renders_once_per_version_and_format(db: None) -> None:
+    """The shared cache of ``mapsite.core.plots``: a key per (kind, id, version, format)."""
+    from matplotlib.figure import Figure
+
+    calls = []
+
+    def render() -> Figure:
+        calls.append(1)
+        fig = Figure(figsize=(2, 1), dpi=50)
+        fig.subplots().plot([0, 1], [0, len(calls)])
+        return fig
+
+    first = core_plots.cached_figure("test-kind", 1, "v1", "png", render)
+    assert core_plots.cached_figure("test-kind", 1, "v1", "png", render) == first
+    assert len(calls) == 1
+    assert first.startswith(PNG_SIGNATURE)
+    assert Image.open(io.BytesIO(first)).size == (100, 50)
+    core_plots.cached_figure("test-kind", 1, "v1", "svg", render)
+    core_plots.cached_figure("test-kind", 1, "v2", "png", render)
+    core_plots.cached_figure("test-kind", 2, "v1", "png", render)
+    core_plots.cached_figure("other-kind", 1, "v1", "png", render)
+    assert len(calls) == 5
+    assert core_plots.fingerprint(1, [2, "a"]) == core_plots.fingerprint(1, [2, "a"])
+    assert core_plots.fingerprint(1, [2, "a"]) != core_plots.fingerprint(1, [2, "b"])
+    with pytest.raises(ValueError, match="unknown figure format"):
+        core_plots.cached_figure("test-kind", 1, "v1", "pdf", render)

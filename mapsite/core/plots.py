@@ -19,13 +19,14 @@ import io
 import json
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from rest_framework.renderers import BaseRenderer
+
+if TYPE_CHECKING:  # matplotlib takes ~0.5 s to import: only when a figure is drawn
+    from matplotlib.figure import Figure
 
 CONTENT_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 DEFAULT_CACHE_SECONDS = 7 * 24 * 3600
@@ -41,6 +42,8 @@ def fingerprint(*parts: Any) -> str:
 
 def figure_bytes(fig: Figure, fmt: str, *, dpi: float | None = None) -> bytes:
     """PNG or SVG bytes of a figure, without metadata that changes from run to run."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     if fmt not in CONTENT_TYPES:
         raise ValueError(f"unknown figure format {fmt!r} (known: {sorted(CONTENT_TYPES)})")
     canvas = FigureCanvasAgg(fig)
