@@ -48,7 +48,7 @@ def ephys_roots() -> list[DataRoot]:
 
 
 def settle_seconds_setting() -> float:
-    """Quiet period of the periodic scan (MAP_EPHYS_SETTLE_SECONDS)."""
+    """Quiet period of the periodic scan (setting EPHYS_SCAN_SETTLE_SECONDS)."""
     return float(settings.EPHYS_SCAN_SETTLE_SECONDS)
 
 

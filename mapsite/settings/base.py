@@ -110,7 +110,7 @@ BEHAVIOR_DATA_ROOTS = env.list("MAP_BEHAVIOR_ROOTS", default=[])
 EPHYS_DATA_ROOTS = env.list("MAP_EPHYS_ROOTS", default=[])
 # The periodic ephys scan leaves a session folder alone until its files are this many seconds
 # old (a sorter still writing, a copy in progress); ``manage.py ingest_ephys`` does not wait.
-EPHYS_SCAN_SETTLE_SECONDS = env.float("MAP_EPHYS_SETTLE_SECONDS", default=60.0)
+EPHYS_SCAN_SETTLE_SECONDS = 60.0
 # Username recorded on sessions created by ingest when no better person is known.
 SESSION_DEFAULT_USER = env.str("MAP_SESSION_USER", default="unknown")
 
