@@ -199,10 +199,9 @@ def write_row_by_row(parsed, *, subject, rig, username):
 
 
 def delete_session(session) -> None:
-    """Delete a session and its rows (photostim events first: their protocol FK is PROTECT)."""
+    """Delete a session and every row below it (cascade)."""
     from experiment import models as m
 
-    m.PhotostimEvent.objects.filter(photostim__session=session).delete()
     m.Session.objects.filter(pk=session.pk).delete()
 
 
