@@ -8,9 +8,11 @@ The ingest stores each unit's arrays as ``.npy`` bytes. Over the API they are se
 * JSON — decoded with ``np.frombuffer`` (no copy) and listed.
 
 On PostgreSQL the rows are read with ``COPY (query) TO STDOUT (FORMAT BINARY)``: bytea arrives
-as raw bytes (about four times faster than Django's text protocol, which hex-encodes bytea and
-decodes it again). The query is logged like any other when queries are being recorded (tests,
-``DEBUG``). Elsewhere (the embedded SQLite default) the ORM reads the same columns.
+as raw bytes, row by row (Django's text protocol hex-encodes bytea on the server and decodes it
+again in Python, about three times slower; a binary-format SELECT would buffer the whole result
+in libpq first, one copy more). The query is the ORM's own and is logged like any other when
+queries are being recorded (tests, ``DEBUG``). Elsewhere (the embedded SQLite default) the ORM
+reads the same columns.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import io
 import math
 import zipfile
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -173,15 +176,11 @@ def fetch_arrays(queryset: QuerySet, column: str, extra: tuple[str, str]) -> lis
     copy_sql = f"COPY (SELECT {COPY_COLUMNS} FROM ({sql}) AS q (c0, c1, c2, c3)) TO STDOUT"  # noqa: S608
     copy_sql += " (FORMAT BINARY)"
     with connection.cursor() as cursor, connection.wrap_database_errors:
-        debug_sql = getattr(cursor, "debug_sql", None)  # present when queries are logged
-        if debug_sql is not None:
-            with debug_sql(copy_sql, params):
-                return _copy_rows(cursor, copy_sql, params)
-        return _copy_rows(cursor, copy_sql, params)
-
-
-def _copy_rows(cursor: object, sql: str, params: Sequence) -> list[ArrayRow]:
-    raw = cursor.cursor  # type: ignore[attr-defined]  # the psycopg cursor under Django's wrapper
-    with raw.copy(sql, params) as copy:
-        copy.set_types(["int8", "int8", "int8", "bytea"])
-        return [ArrayRow(*row) for row in copy.rows()]
+        log = getattr(cursor, "debug_sql", None)  # present when queries are being logged
+        # Django's cursor wraps a psycopg cursor, whose COPY streams the rows as they come.
+        with (
+            log(copy_sql, params) if log else nullcontext(),
+            cursor.cursor.copy(copy_sql, params) as copy,
+        ):
+            copy.set_types(["int8", "int8", "int8", "bytea"])
+            return [ArrayRow(*row) for row in copy.rows()]
