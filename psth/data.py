@@ -7,6 +7,11 @@ analysis layer expects (its author's notes) and how it is provided here:
 
 * the last event of each type per trial (the original looked events up in a dict keyed by
   trial): events are read in ``trial_event_id`` order and later ones overwrite earlier ones;
+  the first of each type is kept too (``first_events``): spikes are aligned to the *first* go
+  cue of a trial (the ingest's alignment), so analysis windows "relative to the go cue" must
+  subtract that one. A trial whose response cue was repeated (no answer, cue again) has a
+  last go seconds after the first; windows taken from the last would fall before the trial's
+  spikes (see ``period_events``);
 * the good-trial mask: ``ProbeInsertionQuality.GoodTrial`` rows of the insertion, if it has
   any (an insertion without good trials listed uses all its trials);
 * the first recordable brain region, in primary-key order (:func:`first_recordable_area`).
@@ -48,6 +53,7 @@ class InsertionTrials:
     durations: np.ndarray  # SessionTrial stop - start, s
     labels: TrialLabels
     events: dict[str, np.ndarray]  # type -> last event time of each trial (s from start), NaN
+    first_events: dict[str, np.ndarray]  # type -> first event time of each trial, NaN
     event_durations: dict[str, np.ndarray]
     good: np.ndarray  # bool; all True when the insertion lists no good trials
     has_good_trials: bool
@@ -59,6 +65,11 @@ class InsertionTrials:
     @property
     def delay_duration(self) -> np.ndarray:
         return self.event_durations.get("delay", np.full(self.n_trials, np.nan))
+
+    def period_events(self) -> dict[str, np.ndarray]:
+        """Event times for analysis windows: the last of each type, except the go cue, which
+        is the first (the one the spikes are aligned to)."""
+        return {**self.events, "go": self.first_events["go"]}
 
 
 def load_trials(
@@ -112,6 +123,7 @@ def load_trials(
 
     types = tuple(dict.fromkeys([*EVENT_TYPES, *event_types]))
     events = {t: np.full(n, np.nan) for t in types}
+    first_events = {t: np.full(n, np.nan) for t in types}
     event_durations = {t: np.full(n, np.nan) for t in types}
     for trial_id, etype, time, duration in (
         TrialEvent.objects.filter(trial__trial__session_id=session_id, event_type__name__in=types)
@@ -122,6 +134,8 @@ def load_trials(
         if i is not None:  # the last event of a type wins
             events[etype][i] = time
             event_durations[etype][i] = duration
+            if np.isnan(first_events[etype][i]):
+                first_events[etype][i] = time
 
     stim_trial, stim_area, stim_side = [], [], []
     for trial_id, area, side in (
@@ -169,6 +183,7 @@ def load_trials(
         durations=durations,
         labels=labels,
         events=events,
+        first_events=first_events,
         event_durations=event_durations,
         good=good,
         has_good_trials=bool(good_ids),

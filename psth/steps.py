@@ -450,7 +450,11 @@ def periods() -> dict[str, tuple[str, float, str, float]]:
     keys_after=insertions_after,
 )
 def make_period_selectivity(insertion: ProbeInsertion) -> None:
-    """Ipsi vs contra rate of each unit in each period, Student t-test at p 0.05 (§8)."""
+    """Ipsi vs contra rate of each unit in each period, Student t-test at p 0.05 (§8).
+
+    Windows: the last event of each period boundary type, relative to the trial's first go
+    cue (the one its spikes are aligned to; ``InsertionTrials.period_events``).
+    """
     PeriodSelectivity.objects.filter(unit__insertion=insertion).delete()
     hemisphere = data.hemisphere_of(insertion)
     if hemisphere is None:
@@ -463,7 +467,7 @@ def make_period_selectivity(insertion: ProbeInsertion) -> None:
     trials = data.load_trials(insertion, event_types)
     aligned = data.load_aligned(units, trials)
     mask = an.selectivity_trial_mask(trials.labels, trials.delay_duration, aligned.aligned_to_go)
-    windows = an.period_windows(trials.events, windows_def)
+    windows = an.period_windows(trials.period_events(), windows_def)
     result = an.period_selectivity(
         aligned, mask, trials.labels.trial_instruction, hemisphere, windows
     )

@@ -142,7 +142,8 @@ def annotate(
             )
         )
         keep = [t for t in trials if rng.random() < good_fraction]
-        em.GoodTrial.objects.bulk_create([em.GoodTrial(quality=quality, trial_id=t) for t in keep])
+        for t in keep:  # one by one, as the admin's inline saves them (signals)
+            em.GoodTrial.objects.create(quality=quality, trial_id=t)
 
 
 # ---- the oracle: row-by-row reading and the spec's loops ----------------------------------------
@@ -154,6 +155,7 @@ class OracleInputs:
     durations: list[float]
     labels: SimpleNamespace
     events: dict[str, list[float]]
+    first_go: list[float]
     delay_duration: list[float]
     good: list[bool]
     any_good_listed: bool
@@ -177,7 +179,7 @@ def oracle_inputs(insertion: em.ProbeInsertion) -> OracleInputs:
         stim_event_laterality=[],
     )  # fmt: skip
     events = {name: [] for name in ("sample", "delay", "go", "trialend")}
-    delay_duration, durations = [], []
+    delay_duration, durations, first_go = [], [], []
     good_ids = set(
         em.GoodTrial.objects.filter(quality__insertion=insertion).values_list("trial_id", flat=True)
     )
@@ -193,8 +195,12 @@ def oracle_inputs(insertion: em.ProbeInsertion) -> OracleInputs:
         labels.auto_water.append(b.auto_water)
         labels.free_water.append(b.free_water)
         last: dict[str, xm.TrialEvent] = {}
+        gos = []
         for ev in xm.TrialEvent.objects.filter(trial=b).order_by("trial_event_id"):
             last[ev.event_type.name] = ev
+            if ev.event_type.name == "go":
+                gos.append(ev.trial_event_time)
+        first_go.append(gos[0] if gos else math.nan)
         for name in events:
             events[name].append(last[name].trial_event_time if name in last else math.nan)
         delay_duration.append(last["delay"].duration if "delay" in last else math.nan)
@@ -214,6 +220,7 @@ def oracle_inputs(insertion: em.ProbeInsertion) -> OracleInputs:
         durations=durations,
         labels=labels,
         events=events,
+        first_go=first_go,
         delay_duration=delay_duration,
         good=[(not good_ids) or a.trial_id in good_ids for a in alignment],
         any_good_listed=bool(good_ids),
@@ -265,6 +272,8 @@ def oracle_period_selectivity(
     insertion: em.ProbeInsertion, o: OracleInputs
 ) -> dict[tuple[int, str], tuple[str, float, float, float]]:
     ok = selectivity_trials(o)
+    # windows relative to the go cue the spikes are aligned to: the trial's first
+    events = {**o.events, "go": o.first_go}
     out = {}
     for unit in analysed(insertion):
         for period, definition in PERIODS.items():
@@ -273,7 +282,7 @@ def oracle_period_selectivity(
                 ok,
                 o.labels.trial_instruction,
                 o.hemisphere,
-                o.events,
+                events,
                 definition,
             )
     return out
