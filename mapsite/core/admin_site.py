@@ -29,7 +29,18 @@ WORKFLOW_SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
             ("experiment", "Project"),
         ],
     ),
-    ("Electrophysiology", []),  # filled by the ephys app's models
+    (
+        "Electrophysiology",  # then every other ephys (and ccf) model, lookups included
+        [
+            ("ephys", "ProbeInsertion"),
+            ("ephys", "Unit"),
+            ("ephys", "ProbeInsertionQuality"),
+            ("ephys", "UnitComment"),
+            ("ephys", "ArchivedClustering"),
+            ("ephys", "EphysRecording"),
+            ("ephys", "SortedOutput"),
+        ],
+    ),
     ("Pipeline", [("pipeline", "Job")]),
     (
         "Lab resources",
