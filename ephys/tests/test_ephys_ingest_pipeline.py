@@ -364,3 +364,24 @@ def test_multi_target_licking_with_ni_files(tmp_path, settings, run, with_pulses
     assert all(r.go_cue_time == 0.0 for r in rows)  # MTL: aligned to the trial start
     unit = m.Unit.objects.order_by("unit").select_related("spikes").first()
     assert np.allclose(load(unit.spikes.spike_times), s.unit_spike_times(unit.unit), atol=1e-6)
+
+
+def test_pykilosort_folder_with_adjusted_seconds(world, run):
+    """Real phy quirks through the pipeline: a 'pyks25' folder is pykilosort2.5, and
+    spike_times_sec_adj.npy (seconds, CatGT/TPrime-adjusted) wins over spike_times.npy."""
+    truth = world.write_behavior(n_trials=30)
+    session = ingest_behavior(run)
+    s = world.write_ephys(truth)
+    pyks = s.ks_dir.with_name("imec0_pyks25")
+    s.ks_dir.rename(pyks)
+    samples = np.load(pyks / "spike_times.npy").reshape(-1).astype(np.int64)
+    np.save(pyks / "spike_times_sec_adj.npy", samples / s.sampling_rate)
+    np.save(pyks / "spike_times.npy", np.zeros((samples.size, 1), np.uint64))  # stale: unused
+    run("ingest_ephys")
+    job = Job.objects.get(step=EPHYS_INGEST)
+    assert job.status == JobStatus.DONE, job.message
+    label = m.ClusteringLabel.objects.get(insertion__session=session)
+    assert label.clustering_method.name == "pykilosort2.5"
+    assert label.source_path.endswith("imec0_pyks25")
+    for unit in m.Unit.objects.filter(insertion__session=session).select_related("spikes"):
+        assert np.array_equal(load(unit.spikes.spike_times), s.unit_spike_times(unit.unit))
