@@ -360,7 +360,13 @@ class ProbeInsertionAdmin(HistoryAdmin):
     ) -> HttpResponse:
         if obj is not None and obj.pk is not None:
             context["unit_rows"] = unit_rows(obj)
+            context["insertion_plots"] = mark_safe(self.insertion_plots(obj))  # noqa: S308
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def insertion_plots(self, insertion: ProbeInsertion) -> str:
+        """Hook for the insertion's plots (probe characteristics, unit maps): return safe HTML;
+        it is shown in a "Plots" section under the fields. "" shows nothing."""
+        return ""
 
     def history_view(
         self, request: HttpRequest, object_id: str, extra_context: dict | None = None

@@ -12,7 +12,7 @@ import pytest
 from django.urls import reverse
 
 from ephys import models
-from ephys.admin import UnitAdmin
+from ephys.admin import ProbeInsertionAdmin, UnitAdmin
 from ephys.tests.api_factories import add_trials, make_unit, spike_train
 from ephys.tests.factories import ProbeFactory, ProbeInsertionFactory, npy
 from lab.models import BrainArea, Hemisphere, SkullReference
@@ -240,16 +240,22 @@ def test_insertion_location_entry_is_saved_and_in_history(staff_client):  # noqa
     assert insertion.insertion_number == 1
 
 
-def test_insertion_page_queries_do_not_grow_with_units(staff_client):  # noqa: F811
+def test_insertion_page_queries_do_not_grow_with_units(staff_client, monkeypatch):  # noqa: F811
     insertion = ProbeInsertionFactory()
     make_unit(insertion, 1, spike_train(1, 10))
     url = reverse("admin:ephys_probeinsertion_change", args=[insertion.pk])
-    q_small, _ = get_counting(staff_client, url)
+    q_small, response = get_counting(staff_client, url)
+    assert 'id="insertion-plots"' not in response.content.decode()
     for n in range(2, 12):
         make_unit(insertion, n, spike_train(n, 10))
     q_large, response = get_counting(staff_client, url)
     assert "Units (11)" in response.content.decode()
     assert q_large == q_small <= 40
+    monkeypatch.setattr(
+        ProbeInsertionAdmin, "insertion_plots", lambda self, i: f'<img id="map-{i.pk}">'
+    )
+    html = staff_client.get(url).content.decode()
+    assert 'id="insertion-plots"' in html and f'<img id="map-{insertion.pk}">' in html
 
 
 def test_good_periods_and_trials_of_an_insertion_quality(staff_client):  # noqa: F811
