@@ -144,10 +144,22 @@ def write_session(
         [m.SessionTask(session=session, task_protocol=protocols[k]) for k in sorted(used_protocols)]
     )
 
+    # Rows are built with *_id attributes, not related objects: setting a related object on
+    # ~15,000 instances (descriptor checks, then re-checked by bulk_create) costs about as much
+    # as the INSERTs themselves. The rows written are the same.
+    pk = {
+        "protocol": {k: v.pk for k, v in protocols.items()},
+        "instruction": {k: v.pk for k, v in instructions.items()},
+        "outcome": {k: v.pk for k, v in outcomes.items()},
+        "early": {k: v.pk for k, v in early.items()},
+        "note": {k: v.pk for k, v in note_types.items()},
+        "event": {k: v.pk for k, v in event_types.items()},
+        "action": {k: v.pk for k, v in action_types.items()},
+    }
     trial_rows = m.SessionTrial.objects.bulk_create(
         [
             m.SessionTrial(
-                session=session,
+                session_id=session.pk,
                 trial=t.trial,
                 trial_uid=t.trial_uid,
                 start_time=round(t.start_time, 4),
@@ -157,39 +169,40 @@ def write_session(
         ],
         batch_size=2000,
     )
+    trial_ids = [row.pk for row in trial_rows]
     behavior_rows = m.BehaviorTrial.objects.bulk_create(
         [
             m.BehaviorTrial(
-                trial=row,
-                task_protocol=protocols[(t.task, t.task_protocol)],
-                instruction=instructions[t.instruction],
-                early_lick=early[t.early_lick],
-                outcome=outcomes[t.outcome],
+                trial_id=trial_id,
+                task_protocol_id=pk["protocol"][(t.task, t.task_protocol)],
+                instruction_id=pk["instruction"][t.instruction],
+                early_lick_id=pk["early"][t.early_lick],
+                outcome_id=pk["outcome"][t.outcome],
                 auto_water=t.auto_water,
                 free_water=t.free_water,
             )
-            for row, t in zip(trial_rows, trials, strict=True)
+            for trial_id, t in zip(trial_ids, trials, strict=True)
         ],
         batch_size=2000,
     )
     m.TrialNote.objects.bulk_create(
         [
-            m.TrialNote(trial=row, note_type=note_types[kind], note=str(value)[:255])
-            for row, t in zip(trial_rows, trials, strict=True)
+            m.TrialNote(trial_id=trial_id, note_type_id=pk["note"][kind], note=str(value)[:255])
+            for trial_id, t in zip(trial_ids, trials, strict=True)
             for kind, value in t.notes.items()
         ],
         batch_size=5000,
     )
     events, actions = [], []
     event_id = action_id = 0
-    for row, t in zip(behavior_rows, trials, strict=True):
+    for trial_id, t in zip(trial_ids, trials, strict=True):  # BehaviorTrial's pk is its trial's
         for e in t.events:
             event_id += 1
             events.append(
                 m.TrialEvent(
-                    trial=row,
+                    trial_id=trial_id,
                     trial_event_id=event_id,
-                    event_type=event_types[e.event_type],
+                    event_type_id=pk["event"][e.event_type],
                     trial_event_time=round(e.time, 4),
                     duration=round(max(e.duration, 0.0), 4),
                 )
@@ -198,9 +211,9 @@ def write_session(
             action_id += 1
             actions.append(
                 m.ActionEvent(
-                    trial=row,
+                    trial_id=trial_id,
                     action_event_id=action_id,
-                    action_type=action_types[a.action_type],
+                    action_type_id=pk["action"][a.action_type],
                     action_event_time=round(a.time, 4),
                 )
             )
@@ -285,7 +298,7 @@ def _write_mtl_blocks(parsed: ParsedSession, session: m.Session, behavior_rows: 
     if not parsed.blocks:
         return
     ports = _by_name(m.WaterPort, {b.water_port for b in parsed.blocks}, "water port", parsed.path)
-    by_trial = {row.trial.trial: row for row in behavior_rows}
+    by_trial = {t.trial: row for t, row in zip(parsed.trials, behavior_rows, strict=True)}
     for b in parsed.blocks:
         block = m.MultiTargetLickingBlock.objects.create(
             session=session,
