@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -57,7 +58,7 @@ def _setup_django(database_url: str) -> None:
     call_command("migrate", verbosity=0, interactive=False)
 
 
-def _fixtures():
+def _fixtures() -> tuple[Any, Any, Any]:
     """The subject, rig and user a session is written for (created once, kept)."""
     from django.conf import settings
 
@@ -87,7 +88,7 @@ def _fixtures():
     return subject, rig, person
 
 
-def write_row_by_row(parsed, *, subject, rig, username):
+def write_row_by_row(parsed: Any, *, subject: Any, rig: Any, username: Any) -> Any:
     """The baseline: exactly the rows of ``service.write_session``, one ``create`` per row.
 
     Lookups are resolved once up front (as the service does), so the difference measured is
@@ -198,14 +199,14 @@ def write_row_by_row(parsed, *, subject, rig, username):
     return session
 
 
-def delete_session(session) -> None:
+def delete_session(session: Any) -> None:
     """Delete a session and every row below it (cascade)."""
     from experiment import models as m
 
     m.Session.objects.filter(pk=session.pk).delete()
 
 
-def snapshot_rows(session) -> dict[str, list[tuple]]:
+def snapshot_rows(session: Any) -> dict[str, list[tuple]]:
     """Every row written for a session, as comparable tuples (no surrogate keys)."""
     from experiment import models as m
 
@@ -319,7 +320,7 @@ def main() -> int:
             f"({connection.vendor})"
         )
 
-        def run(writer) -> tuple[float, float, float, object]:
+        def run(writer: Any) -> tuple[float, float, float, Any]:
             t0, c0 = time.perf_counter(), time.process_time()
             parsed = parse_session(truth.path)
             t_parse = time.perf_counter() - t0
@@ -372,6 +373,8 @@ def main() -> int:
     print(f"identical rows from both writers: {same}")
     met = service_wall < 2.0 and ratio >= 3.0
     print(f"target (< 2 s and >= 3x): {'met' if met else 'NOT met'}")
+    load = os.getloadavg()[0]
+    print(f"host load average {load:.1f} on {os.cpu_count()} CPU(s) (wall times grow with it)")
     return 0 if same else 1
 
 
