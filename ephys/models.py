@@ -532,4 +532,4 @@ class SortedOutput(Timestamped):
         ]
 
     def __str__(self) -> str:
-        return f"{self.recording.h2o} {self.recording.relative_path} (v{self.version})"
+        return f"{self.recording.relative_path} (v{self.version})"

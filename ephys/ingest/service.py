@@ -910,7 +910,7 @@ def ingest_sorted_output(output: m.SortedOutput) -> str:
     if existing and all(r.unchanged for r in results):
         note = (
             f"identical clustering results: every probe's clustering is the one ingested "
-            f"(same method and time ±1 s), nothing changed ({summary})"
+            f"(same method, time ±1 s and files), nothing changed ({summary})"
         )
         _finish(output, m.SortedOutputStatus.IDENTICAL, note, ingested=False)
         log.info("%s: %s", output, note)
