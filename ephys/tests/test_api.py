@@ -669,8 +669,7 @@ def test_stored_arrays_are_checked_before_being_served() -> None:
 
 
 def test_api_spike_times_equal_the_generators_ground_truth(
-    db: None,
-    tmp_path: Any, settings: Any, django_capture_on_commit_callbacks: Any
+    db: None, tmp_path: Any, settings: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     """A synthetic sorted session goes through the real ingest; the API serves exactly the
     generator's spike times (npy per unit, npz per insertion, JSON), and rasters that match

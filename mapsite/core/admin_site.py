@@ -29,18 +29,7 @@ WORKFLOW_SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
             ("experiment", "Project"),
         ],
     ),
-    (
-        "Electrophysiology",  # then every other ephys (and ccf) model, lookups included
-        [
-            ("ephys", "ProbeInsertion"),
-            ("ephys", "Unit"),
-            ("ephys", "ProbeInsertionQuality"),
-            ("ephys", "UnitComment"),
-            ("ephys", "ArchivedClustering"),
-            ("ephys", "EphysRecording"),
-            ("ephys", "SortedOutput"),
-        ],
-    ),
+    ("Electrophysiology", []),  # filled by the ephys app's models
     ("Pipeline", [("pipeline", "Job")]),
     (
         "Lab resources",
