@@ -39,6 +39,7 @@ from mapsite.core.admin_base import (
 )
 
 from . import lookups
+from .analysis.plots import performance_plot_html
 from .models import (
     ActionEvent,
     ActionEventType,
@@ -400,7 +401,7 @@ class SessionAdmin(HistoryAdmin):
     def performance_plot(self, session: Session) -> str:
         """Hook for the behavior performance plot (a later issue): return safe HTML, e.g. an
         <img>. Whatever it returns is shown under the summary table; "" shows nothing."""
-        return ""
+        return performance_plot_html(session)
 
     def render_change_form(
         self,

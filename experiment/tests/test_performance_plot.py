@@ -418,3 +418,19 @@ def test_cached_figure_renders_once_per_version_and_format(db: None) -> None:
     assert core_plots.fingerprint(1, [2, "a"]) != core_plots.fingerprint(1, [2, "b"])
     with pytest.raises(ValueError, match="unknown figure format"):
         core_plots.cached_figure("test-kind", 1, "v1", "pdf", render)
+
+
+def test_session_admin_page_shows_the_plot(data: SimpleNamespace, django_user_model: type) -> None:
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(django_user_model.objects.create_superuser("admin", "a@example.org", "pw"))
+    response = browser.get(f"/admin/experiment/session/{data.stim.id}/change/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    src = f"/api/sessions/{data.stim.id}/performance-plot.png"
+    assert f'src="{src}"' in page
+    image = browser.get(src)  # what the browser then fetches, with the admin's login
+    assert image.status_code == 200 and image.content.startswith(PNG_SIGNATURE)
+    empty = browser.get(f"/admin/experiment/session/{data.empty.id}/change/").content.decode()
+    assert "No behavior trials in this session" in empty and "/performance-plot." not in empty
