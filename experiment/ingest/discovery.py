@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from experiment.models import BehaviorFile
@@ -55,8 +55,13 @@ class ScanReport:
 
 
 def _lexical_root(path: Path, roots: list[DataRoot]) -> tuple[DataRoot, Path] | None:
-    """The root a path is *named* under (before resolving links and ``..``), and the rest."""
-    absolute = Path(os.path.abspath(path.expanduser()))  # noqa: PTH100 - keeps '..' unresolved
+    """The root a path is *named* under, and the rest.
+
+    ``..`` is normalised lexically (``/root/../etc/x`` is named under no root) but symlinks are
+    not followed: a link inside a root is named under it even if it points elsewhere, so it is
+    recorded and its ingest job says it leads outside every root.
+    """
+    absolute = Path(os.path.abspath(path.expanduser()))  # noqa: PTH100 - links not followed
     for root in roots:
         root_abs = Path(os.path.abspath(root.path.expanduser()))  # noqa: PTH100
         if absolute.is_relative_to(root_abs):
@@ -97,15 +102,19 @@ def register_file(path: str | Path, roots: list[DataRoot] | None = None) -> Beha
             .first()
         )
         if existing is None:
-            return BehaviorFile.objects.create(
-                rig=rig,
-                root=str(root.path),
-                relative_path=str(relative),
-                file_name=path.name,
-                size=size,
-                mtime=mtime,
-                sha256=sha256_of(real) if real is not None else "",
-            )
+            try:
+                with transaction.atomic():  # savepoint: another sweep may record it first
+                    return BehaviorFile.objects.create(
+                        rig=rig,
+                        root=str(root.path),
+                        relative_path=str(relative),
+                        file_name=path.name,
+                        size=size,
+                        mtime=mtime,
+                        sha256=sha256_of(real) if real is not None else "",
+                    )
+            except IntegrityError:
+                return BehaviorFile.objects.get(root=str(root.path), relative_path=str(relative))
         if real is None or (existing.size == size and existing.mtime == mtime):
             return existing
         checksum = sha256_of(real)

@@ -45,15 +45,16 @@ class Command(BaseCommand):
             for row in report.changed:
                 self.stderr.write(self.style.WARNING(f"  {row.file_name}: {row.change_note}"))
             ids = None
+            shown = [r.pk for r in report.new]  # report on what this scan found, not history
         runner.queue_missing([BEHAVIOR_INGEST], key_ids=ids, retry_waiting=True)
         if not settings.CELERY_TASK_ALWAYS_EAGER and opts["wait"]:
             call = ["populate", BEHAVIOR_INGEST, "--wait"]
             from django.core.management import call_command
 
             call_command(*call, stdout=self.stdout)
-        jobs = Job.objects.filter(step=BEHAVIOR_INGEST)
-        if ids is not None:
-            jobs = jobs.filter(key_id__in=ids)
+        jobs = Job.objects.filter(
+            step=BEHAVIOR_INGEST, key_id__in=ids if ids is not None else shown
+        )
         failed = False
         for job in jobs.order_by("key_label"):
             style = {
@@ -64,5 +65,12 @@ class Command(BaseCommand):
             detail = f": {job.message}" if job.message else ""
             self.stdout.write(style(f"{job.status:8} {job.key_label}{detail}"))
             failed |= job.status == JobStatus.ERROR and ids is not None
+        if ids is None:
+            waiting = Job.objects.filter(step=BEHAVIOR_INGEST, status=JobStatus.WAITING).count()
+            errors = Job.objects.filter(step=BEHAVIOR_INGEST, status=JobStatus.ERROR).count()
+            self.stdout.write(
+                f"behavior files in all: {waiting} waiting, {errors} in error "
+                "(see the admin's Pipeline jobs and Behavior files pages)"
+            )
         if failed:
             raise CommandError("some of the given files could not be ingested (see above)")
