@@ -281,6 +281,9 @@ def main() -> int:
         report = db_discovery.scan_ephys_roots(settle_seconds=0)
         output = SortedOutput.objects.get(recording__h2o=H2O, superseded_at__isnull=True)
         input_bytes = sum(p.stat().st_size for p in s.ks_dir.glob("*.npy"))
+        floor_bytes = sum(
+            (s.ks_dir / n).stat().st_size for n in ("spike_times.npy", "spike_clusters.npy")
+        )
         print(
             f"setup: {len(ingested)} behavior trials ingested, {s.unit_ids.size} units / "
             f"{s.spike_samples.size:,} spikes / {args.channels} channels written, scan: {report} "
@@ -349,6 +352,10 @@ def main() -> int:
     print(
         f"ingest peak memory: {peak / 1e6:.0f} MB = {peak / input_bytes:.2f}x the input arrays "
         f"({input_bytes / 1e6:.0f} MB; target <= 3x)"
+    )
+    print(
+        f"  (vs spike_times.npy + spike_clusters.npy alone, {floor_bytes / 1e6:.0f} MB: "
+        f"{peak / floor_bytes:.2f}x)"
     )
     print("spike times read back == ground truth: yes")
     return 0

@@ -371,12 +371,15 @@ def load_phy(
     n_raw_waveforms: int = 500,
     seed: int = 0,
     method: str | None = None,
+    keep_order: bool = True,
 ) -> SortingResult:
     """Load a Kilosort2 / pykilosort2.5 phy folder (see the module docstring for policies).
 
     `meta` (the probe's `.ap.meta`) supplies the sampling rate when params.py lacks it, the
     µV/bit for template amplitudes and the raw `.ap.bin` location; `uv_per_bit` overrides the
     scale. Without metrics.csv one of them is required (amplitudes must be in µV).
+    ``keep_order=False`` leaves ``order`` (the file-order permutation) out of the result and
+    frees it as soon as it is used up, which lowers the peak memory (10 M spikes: 80 MB).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -514,14 +517,21 @@ def load_phy(
     template_site = channel_map[template_peak] + 1  # 1-based recorded site
 
     grouped_templates = np.asarray(spike_templates)[order]  # uint32/int32: no widening copy
-    spike_sites = template_site.astype(np.int32)[grouped_templates]
     pc_path, pci_path = folder / "pc_features.npy", folder / "pc_feature_ind.npy"
-    if pc_path.exists() and pci_path.exists():
+    with_pcs = pc_path.exists() and pci_path.exists()
+    if not with_pcs:
+        del spike_templates  # used up: unmap it before the next per-spike arrays
+        if not keep_order:
+            order = None
+    spike_sites = template_site.astype(np.int32)[grouped_templates]
+    if with_pcs:
         depths_file = _spike_depths_from_pcs(
             pc_path, pci_path, np.asarray(spike_templates), channel_pos[:, 1], n
         )
         spike_depths = depths_file[order]
-        del depths_file
+        del depths_file, spike_templates
+        if not keep_order:
+            order = None
         bad = ~np.isfinite(spike_depths)  # all-zero PC features: use the template peak
         if bad.any():
             spike_depths[bad] = channel_pos[template_peak[grouped_templates[bad]], 1]
@@ -529,7 +539,6 @@ def load_phy(
     else:
         spike_depths = channel_pos[template_peak, 1][grouped_templates]
 
-    del spike_templates
     unit_template = _unit_templates(grouped_templates, offsets, n_templates)
     del grouped_templates
 

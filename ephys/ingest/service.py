@@ -443,8 +443,9 @@ def ingest_probe(
     config = meta.electrode_config
     site_electrodes = meta.site_electrodes
 
-    sorting = load_clustering(probe.clustering, meta)
-    sorting.order = None  # file order is not stored: free it (10 M spikes: 80 MB)
+    # The file order of the spikes is not stored: the loader frees it early (10 M spikes: 80 MB).
+    sorting = load_clustering(probe.clustering, meta, keep_order=False)
+    sorting.order = None
     result.warnings = list(sorting.warnings)
     alignment, sync_file = align_probe(probe, h2o, meta, sorting.sampling_rate, side)
     result.sync_file = _relative(sync_file, recording.root)
@@ -542,8 +543,9 @@ def write_units(
     if connection.vendor != "postgresql" or any(u.pk is None for u in units):
         units = list(m.Unit.objects.filter(insertion=insertion).order_by("unit"))
 
-    # Per-spike arrays, each computed once for all units; units take slices (views).
-    seconds = bitcode.spike_times_relative(sorting.spike_samples, alignment, sorting.sampling_rate)
+    # Per-spike arrays, each computed once for all units; units take slices (views). The
+    # sorting's sites and depths are consumed (replaced by empty arrays) as soon as they are
+    # converted, so that at most one spare copy of the per-spike data exists at a time.
     sites = np.asarray(sorting.spike_sites)
     if sites.size and (int(sites.min()) < 1 or int(sites.max()) > site_electrodes.size):
         bad = int(sites.min()) if int(sites.min()) < 1 else int(sites.max())
@@ -555,7 +557,11 @@ def write_units(
     lut = np.zeros(site_electrodes.size + 1, dtype=np.int32)
     lut[1:] = site_electrodes
     electrodes = np.take(lut, sites)
+    del sites
+    sorting.spike_sites = np.empty(0, np.int32)
     depths = np.asarray(sorting.spike_depths, dtype=np.float32)
+    sorting.spike_depths = np.empty(0, np.float64)
+    seconds = bitcode.spike_times_relative(sorting.spike_samples, alignment, sorting.sampling_rate)
     offsets = sorting.offsets
     write_unit_spikes(
         [u.pk for u in units],
