@@ -72,6 +72,24 @@ def test_order_maps_back_to_file(synth):
     assert np.all(np.diff(r.spike_samples)[np.diff(r.spike_units) == 0] >= 0)
 
 
+@pytest.mark.parametrize("with_pcs", [False, True])
+def test_keep_order_false_gives_the_same_result_without_order(tmp_path, with_pcs):
+    s = make_synthetic_session(
+        tmp_path,
+        n_units=8,
+        n_spikes=3000,
+        n_channels=32,
+        with_pc_features=with_pcs,
+        trials=make_behavior_trials(5, 2),
+    )
+    full = load_phy(s.ks_dir, uv_per_bit=1.0)
+    lean = load_phy(s.ks_dir, uv_per_bit=1.0, keep_order=False)
+    assert full.order is not None and lean.order is None
+    for name in ("unit_ids", "offsets", "spike_samples", "spike_sites", "spike_depths"):
+        assert np.array_equal(getattr(full, name), getattr(lean, name)), name
+    assert np.array_equal(full.unit_amp, lean.unit_amp)
+
+
 def test_amplitude_scale_from_meta_or_argument(synth):
     a = load_phy(synth.ks_dir, uv_per_bit=1.0).unit_amp
     b = load_phy(synth.ks_dir, meta=read_spikeglx_meta(synth.meta_path)).unit_amp
