@@ -1,7 +1,7 @@
 """Benchmark: spike-time retrieval over the API, binary (.npy / .npz) vs JSON.
 
 Run from the repository root:  .venv/bin/python bench/bench_spike_api.py [--units 400]
-                                   [--spikes 25000] [--repeats 3] [--server]
+                                   [--spikes 25000] [--repeats 5] [--server]
 
 Uses a PostgreSQL database of its own (default ``mapsite_bench_api`` on 127.0.0.1, created and
 migrated here; ``--database-url`` picks another), never the test or development data.
@@ -16,10 +16,11 @@ through the API, authenticated with a token as scripts do, in four ways:
   JSON per unit    GET /api/units/{id}/spike-times/                  400 requests
   JSON insertion   GET /api/insertions/{id}/spike-times/             1 request (streamed)
 
-Each is timed until the client holds every unit's array as NumPy (``np.load`` for binary,
-``json.loads`` + ``np.array`` for JSON); the arrays must equal the ones written, exactly, else
-the script exits non-zero. Reported: MB/s of spike data (8 bytes a spike, 1 MB = 10^6 bytes),
-MB on the wire, and the binary/JSON ratios. Target: >= 200 MB/s binary.
+After a warm-up run (one per server worker), each is timed until the client holds every
+unit's array as NumPy (``np.load`` for binary, ``json.loads`` + ``np.array`` for JSON); the
+arrays must equal the ones written, exactly, else the script exits non-zero. Reported: the
+median time, MB/s of spike data (8 bytes a spike, 1 MB = 10^6 bytes), MB on the wire, and the
+binary/JSON ratios. Target: >= 200 MB/s binary.
 
 By default requests go through Django's test client (in process: the whole Django/DRF stack,
 no sockets). With ``--server`` a gunicorn (2 sync workers, persistent database connections as
@@ -182,6 +183,7 @@ class InProcess:
     """Django's test client: the whole request/response stack, no sockets."""
 
     name = "Django test client (in process)"
+    workers = 1
 
     def __init__(self, token: str) -> None:
         from django.test import Client
@@ -204,6 +206,7 @@ class OverHttp:
     """A gunicorn on 127.0.0.1 (2 sync workers), read with http.client."""
 
     name = "gunicorn (2 sync workers) on 127.0.0.1, http.client"
+    workers = 2
 
     def __init__(self, token: str, database_url: str) -> None:
         with socket.socket() as s:
@@ -219,7 +222,7 @@ class OverHttp:
                 "--bind",
                 f"127.0.0.1:{self.port}",
                 "--workers",
-                "2",
+                str(self.workers),
                 "--timeout",
                 "300",
                 "--log-level",
@@ -296,7 +299,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--units", type=int, default=400)
     ap.add_argument("--spikes", type=int, default=25_000, help="per unit")
-    ap.add_argument("--repeats", type=int, default=3, help="runs of each way (median reported)")
+    ap.add_argument("--repeats", type=int, default=5, help="runs of each way (median reported)")
     ap.add_argument("--server", action="store_true", help="over HTTP to a local gunicorn")
     ap.add_argument("--database-url", default=DEFAULT_DB)
     args = ap.parse_args()
@@ -327,7 +330,8 @@ def main() -> int:
         )
         print(f"{'way':<16}{'seconds':>9}{'MB/s':>9}{'MB on wire':>12}")
         for name, _, fetch in ways:
-            fetch()  # warm-up (and the correctness check below uses a timed run)
+            for _ in range(transport.workers):  # warm-up: every worker once
+                fetch()
             times, got, wire = [], {}, 0
             for _ in range(args.repeats):
                 t0 = time.perf_counter()
