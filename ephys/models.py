@@ -100,6 +100,9 @@ class InsertionLocation(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"location of {self.insertion}"
+
     @property
     def hemisphere(self) -> str:
         """right for ML > 0, left for ML < 0 (used for ipsi/contra)."""
@@ -123,6 +126,9 @@ class RecordableBrainRegion(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.brain_area} ({self.hemisphere})"
+
 
 class InsertionNote(models.Model):
     insertion = models.OneToOneField(
@@ -130,6 +136,9 @@ class InsertionNote(models.Model):
     )
     note = models.CharField(max_length=1000)
     history = HistoricalRecords()
+
+    def __str__(self) -> str:
+        return self.note
 
 
 class ProbeInsertionQuality(models.Model):
@@ -144,6 +153,9 @@ class ProbeInsertionQuality(models.Model):
 
     class Meta:
         verbose_name_plural = "probe insertion qualities"
+
+    def __str__(self) -> str:
+        return f"quality of {self.insertion}"
 
 
 class GoodPeriod(models.Model):
@@ -161,6 +173,9 @@ class GoodPeriod(models.Model):
             models.CheckConstraint(condition=Q(end__gt=F("start")), name="goodperiod_end_after"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.start:g}-{self.end:g} s"
+
 
 class GoodTrial(models.Model):
     quality = models.ForeignKey(
@@ -172,6 +187,9 @@ class GoodTrial(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["quality", "trial"], name="goodtrial_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"good {self.trial}"
 
 
 class BrainAreaDepthCriteria(models.Model):
@@ -196,6 +214,9 @@ class BrainAreaDepthCriteria(models.Model):
                 name="brainareadepthcriteria_lower_below_upper",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.brain_area}: {self.depth_upper:g}-{self.depth_lower:g} µm"
 
 
 class InsertionTrialAlignment(models.Model):
@@ -228,6 +249,9 @@ class InsertionTrialAlignment(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.trial} on {self.insertion}"
+
 
 # --- Clustering results (§4.3) -----------------------------------------------------------------
 
@@ -254,6 +278,9 @@ class ClusteringLabel(models.Model):
                 fields=["insertion", "clustering_method"], name="clusteringlabel_unique"
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.clustering_method} of {self.insertion}"
 
 
 class Unit(models.Model):
@@ -298,6 +325,9 @@ class UnitSpikes(models.Model):
     spike_sites = models.BinaryField(help_text="int32 .npy, electrode per spike")
     spike_depths = models.BinaryField(help_text="float32 .npy, µm per spike")
 
+    def __str__(self) -> str:
+        return f"spikes of {self.unit_id}"
+
 
 class UnitNote(models.Model):
     unit = models.ForeignKey(Unit, on_delete=models.CASCADE, related_name="notes")
@@ -308,6 +338,9 @@ class UnitNote(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["unit", "note_source"], name="unitnote_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.note_source}: {self.quality}"
 
 
 class NoiseLabel(models.TextChoices):
@@ -328,6 +361,9 @@ class UnitNoiseLabel(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return self.noise
+
 
 class UnitComment(models.Model):
     unit = models.ForeignKey(Unit, on_delete=models.CASCADE, related_name="comments")
@@ -338,6 +374,9 @@ class UnitComment(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["unit", "comment"], name="unitcomment_unique"),
         ]
+
+    def __str__(self) -> str:
+        return self.comment
 
 
 # --- Unit QC metrics (§4.4) --------------------------------------------------------------------
@@ -351,6 +390,9 @@ class UnitStat(models.Model):
     )
     isi_violation = models.FloatField(null=True, blank=True)
     avg_firing_rate = models.FloatField(null=True, blank=True, help_text="Hz")
+
+    def __str__(self) -> str:
+        return f"stats of unit {self.unit_id}"
 
 
 class ClusterMetric(models.Model):
@@ -375,6 +417,9 @@ class ClusterMetric(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.epoch_name_quality_metrics} metrics of unit {self.unit_id}"
+
 
 class WaveformMetric(models.Model):
     unit = models.ForeignKey(Unit, on_delete=models.CASCADE, related_name="waveform_metrics")
@@ -394,6 +439,9 @@ class WaveformMetric(models.Model):
                 fields=["unit", "epoch_name_waveform_metrics"], name="waveformmetric_unique"
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.epoch_name_waveform_metrics} waveform of unit {self.unit_id}"
 
 
 # --- Archive of replaced clusterings (§4.5) ----------------------------------------------------
@@ -421,6 +469,11 @@ class ArchivedClustering(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return (
+            f"{self.clustering_method} of {self.insertion} ({self.clustering_time:%Y-%m-%d %H:%M})"
+        )
+
 
 class ArchivedUnit(models.Model):
     clustering = models.ForeignKey(
@@ -445,6 +498,9 @@ class ArchivedUnit(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["clustering", "unit"], name="archivedunit_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"archived unit {self.unit}"
 
 
 # --- Ingest bookkeeping (§13 ingest_ephys.EphysIngest) -----------------------------------------

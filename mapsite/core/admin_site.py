@@ -29,7 +29,22 @@ WORKFLOW_SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
             ("experiment", "Project"),
         ],
     ),
-    ("Electrophysiology", []),  # filled by the ephys app's models
+    (
+        "Electrophysiology",
+        [
+            ("ephys", "ProbeInsertion"),
+            ("ephys", "Unit"),
+            ("ephys", "ProbeInsertionQuality"),
+            ("ephys", "UnitComment"),
+            ("ephys", "ArchivedClustering"),
+            ("ephys", "EphysRecording"),
+            ("ephys", "SortedOutput"),
+        ],
+    ),
+    (
+        "Analyses",
+        [("psth", "UnitAnalysis"), ("psth", "InsertionAnalysis"), ("psth", "TrialCondition")],
+    ),
     ("Pipeline", [("pipeline", "Job")]),
     (
         "Lab resources",
@@ -64,12 +79,7 @@ class MapAdminSite(admin.AdminSite):
         sections = []
         for title, members in WORKFLOW_SECTIONS:
             entries = [models[k] for k in members if k in models]
-            if title == "Electrophysiology":
-                entries += [
-                    m for k, m in models.items() if k[0] in ("ephys", "ccf") and k not in placed
-                ]
             placed.update(k for k in members if k in models)
-            placed.update(k for k, m in models.items() if m in entries)
             if entries:
                 sections.append(_section(title, entries))
         # Everything not named above (lookups, reference tables, auth) stays reachable.
