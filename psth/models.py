@@ -41,6 +41,24 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def npy_rows(array: np.ndarray) -> list[bytes]:
+    """``.npy`` bytes of each row of a 2-D array (one header, written once)."""
+    array = np.ascontiguousarray(array)
+    if array.ndim != 2:
+        raise ValueError("npy_rows needs a 2-D array")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header,
+        {
+            "descr": np.lib.format.dtype_to_descr(array.dtype),
+            "fortran_order": False,
+            "shape": (array.shape[1],),
+        },
+    )
+    head = header.getvalue()
+    return [head + row.tobytes() for row in array]
+
+
 def load_npy(data: bytes | memoryview | None) -> np.ndarray | None:
     if data is None:
         return None

@@ -60,7 +60,7 @@ from .models import (
     UnitPassingCriteria,
     UnitPsth,
     UnitSelectivity,
-    npy_bytes,
+    npy_rows,
 )
 
 PHOTOSTIM_BRAIN_REGION = "PhotostimBrainRegion"
@@ -412,20 +412,20 @@ def make_unit_psth(insertion: ProbeInsertion) -> None:
     membership = an.condition_membership(trials.labels, [c for _, c in conditions])
     membership &= trials.good[:, None]
     result = an.compute_psths(data.load_aligned(units, trials), membership)
-    rates = result.rates.astype(np.float32)
+    n_c = len(conditions)
+    blobs = npy_rows(result.rates.astype(np.float32).reshape(len(units) * n_c, -1))
+    counts = result.trial_count.tolist()
     rows = []
     for k, u in enumerate(units):
         for j, (row, _) in enumerate(conditions):
-            n = int(result.trial_count[k, j])
-            rows.append(
-                UnitPsth(
-                    unit_id=u,
-                    trial_condition=row,
-                    trial_count=n,
-                    rates=npy_bytes(rates[k, j]) if n else None,
-                )
-            )
-    UnitPsth.objects.bulk_create(rows, batch_size=BATCH)
+            n = int(counts[k][j])
+            rows.append((u, row.pk, n, blobs[k * n_c + j] if n else None))
+    data.write_rows(
+        UnitPsth,
+        ("unit_id", "trial_condition_id", "trial_count", "rates"),
+        ("int8", "int8", "int4", "bytea"),
+        rows,
+    )
 
 
 # ---- PeriodSelectivity, UnitSelectivity (§8) ----------------------------------------------------
@@ -479,18 +479,32 @@ def make_period_selectivity(insertion: ProbeInsertion) -> None:
     for k, u in enumerate(units):
         for j, name in enumerate(result.periods):
             rows.append(
-                PeriodSelectivity(
-                    unit_id=u,
-                    period=period_rows[name],
-                    selectivity=sel[result.selectivity[k, j]],
-                    ipsi_firing_rate=ipsi[k * n_p + j],
-                    contra_firing_rate=contra[k * n_p + j],
-                    p_value=float(result.p_value[k, j]),
-                    ipsi_trials=int(result.n_ipsi[k, j]),
-                    contra_trials=int(result.n_contra[k, j]),
+                (
+                    u,
+                    period_rows[name].pk,
+                    sel[result.selectivity[k, j]].pk,
+                    ipsi[k * n_p + j],
+                    contra[k * n_p + j],
+                    float(result.p_value[k, j]),
+                    int(result.n_ipsi[k, j]),
+                    int(result.n_contra[k, j]),
                 )
             )
-    PeriodSelectivity.objects.bulk_create(rows, batch_size=BATCH)
+    data.write_rows(
+        PeriodSelectivity,
+        (
+            "unit_id",
+            "period_id",
+            "selectivity_id",
+            "ipsi_firing_rate",
+            "contra_firing_rate",
+            "p_value",
+            "ipsi_trials",
+            "contra_trials",
+        ),
+        ("int8", "int8", "int8", "float8", "float8", "float8", "int4", "int4"),
+        rows,
+    )
 
 
 @pipeline_step(
