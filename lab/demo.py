@@ -308,6 +308,14 @@ def load_behavior_sessions() -> StepReport:
     return report
 
 
+def load_sorted_session() -> StepReport:
+    """A synthetic sorted session of dl25's photostim day, ingested, with its analyses
+    (``psth.demo``)."""
+    from psth.demo import load_sorted_session as load
+
+    return load()
+
+
 DemoStep = Callable[[], StepReport]
 
 # The lab fixtures alone (fast; the ``demo_lab`` pytest fixture loads these).
@@ -322,4 +330,5 @@ LAB_STEPS: list[DemoStep] = [
 DEMO_STEPS: list[DemoStep] = [
     *LAB_STEPS,
     load_behavior_sessions,
+    load_sorted_session,
 ]

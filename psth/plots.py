@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ephys import analysis as an
 from ephys.analysis.selectivity import CONTRA, IPSI, NON_SELECTIVE
@@ -36,7 +37,7 @@ from . import steps as ps
 from .models import PSTH_TIME, PeriodSelectivity, TrialCondition, UnitCellType, UnitPsth
 
 # Bump when the drawing changes: cached figures of the old code are then not served again.
-PLOT_VERSION = 1
+PLOT_VERSION = 2
 UNIT_KIND, INSERTION_KIND = "unit-psth", "insertion-characteristics"
 UNIT_SIZE, INSERTION_SIZE, DPI = (9.0, 6.0), (13.0, 7.5), 100
 SIDE_COLORS = {"ipsi": "tab:blue", "contra": "tab:red", "left": "tab:blue", "right": "tab:red"}
@@ -171,6 +172,7 @@ def render_unit_figure(unit: Unit) -> Figure:
             else:
                 ax_p.plot([], [], color=color, label=f"{label} (0)")
         ax_r.set_ylim(-0.5, max(row0, 1) - 0.5)
+        ax_r.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax_r.set_title(f"{outcome} trials")
         ax_r.set_ylabel("trial")
         ax_r.tick_params(labelbottom=False)
