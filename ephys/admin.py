@@ -365,8 +365,11 @@ class ProbeInsertionAdmin(HistoryAdmin):
 
     def insertion_plots(self, insertion: ProbeInsertion) -> str:
         """Hook for the insertion's plots (probe characteristics, unit maps): return safe HTML;
-        it is shown in a "Plots" section under the fields. "" shows nothing."""
-        return ""
+        it is shown in a "Plots" section under the fields. "" shows nothing. Filled by the
+        analyses (``psth.admin``) once the insertion has any."""
+        from psth.admin import insertion_analysis_panel_if_any
+
+        return insertion_analysis_panel_if_any(insertion)
 
     def history_view(
         self, request: HttpRequest, object_id: str, extra_context: dict | None = None
@@ -609,10 +612,13 @@ class UnitAdmin(ReadOnlyAdmin):
         return fieldsets
 
     def unit_plots(self, unit: Unit) -> str:
-        """Hook for the unit's plots (raster, PSTH, waveform; a later issue): return safe HTML,
-        e.g. ``<img>`` tags. Whatever it returns is shown in a "Plots" section of the unit's
-        page; "" shows nothing."""
-        return ""
+        """Hook for the unit's plots (raster, PSTH, waveform): return safe HTML, e.g. ``<img>``
+        tags. Whatever it returns is shown in a "Plots" section of the unit's page; "" shows
+        nothing. Filled by the analyses (``psth.admin``: results, raster and PSTH) once the
+        unit's insertion has any."""
+        from psth.admin import unit_analysis_panel_if_any
+
+        return unit_analysis_panel_if_any(unit)
 
     @admin.display(description="plots")
     def plots(self, unit: Unit) -> SafeString:

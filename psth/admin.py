@@ -122,6 +122,21 @@ def insertion_analysis_panel(insertion: ProbeInsertion) -> SafeString:
     )
 
 
+def _analysed(insertion_id: int) -> bool:
+    return Job.objects.filter(step__in=ps.STEPS, key_id=insertion_id).exists()
+
+
+def unit_analysis_panel_if_any(unit: Unit) -> str:
+    """:func:`unit_analysis_panel`, or "" while no analysis step has a job for its insertion
+    (the hook of the ephys unit page: no "Plots" section then)."""
+    return unit_analysis_panel(unit) if unit.pk and _analysed(unit.insertion_id) else ""
+
+
+def insertion_analysis_panel_if_any(insertion: ProbeInsertion) -> str:
+    """:func:`insertion_analysis_panel`, or "" while no analysis step has a job for it."""
+    return insertion_analysis_panel(insertion) if insertion.pk and _analysed(insertion.pk) else ""
+
+
 def _steps() -> list:
     from mapsite.pipeline.steps import get_step
 

@@ -16,6 +16,7 @@ from django_filters import rest_framework as filters
 from ephys import models
 from lab import models as lab_models
 from mapsite.core.api import IdFilter, NameChoiceFilter, NameMultipleChoiceFilter
+from psth.api.filters import UnitResultFilters
 
 # --- Building blocks ---------------------------------------------------------------------------
 
@@ -192,8 +193,10 @@ class GoodTrialFilter(_QualityChildFilter):
 # --- Units ---------------------------------------------------------------------------------------
 
 
-class UnitFilter(filters.FilterSet):
-    """Units by where they were recorded, how they were sorted and their QC metrics."""
+class UnitFilter(UnitResultFilters):
+    """Units by where they were recorded, how they were sorted, their QC metrics and their
+    analysis results (``psth.api.filters.UnitResultFilters``: cell type, selectivity overall
+    and per period, brain areas, passing criteria)."""
 
     insertion = IdFilter(field_name="insertion", help_text="Probe insertion id.")
     session = IdFilter(field_name="insertion__session", help_text="Session id.")
@@ -257,6 +260,7 @@ class UnitFilter(filters.FilterSet):
             "amplitude_cutoff_max",
             "unit_posy_min",
             "unit_posy_max",
+            *UnitResultFilters.Meta.fields,
         ]
 
 

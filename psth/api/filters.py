@@ -1,8 +1,10 @@
 """Filters of the analyses' API: units by their results, PSTH rows, insertions.
 
-Unit filters extend those of ``/api/units/`` (``ephys.api.filters.UnitFilter``: where, how
-sorted, QC metric ranges) with the analysis results, e.g. the units contra-selective in the
-delay period of ALM insertions: ``?brain_area=ALM&delay_selectivity=contra-selective``.
+Unit filters by analysis results (:class:`UnitResultFilters`) are part of the unit filters of
+``/api/units/`` and ``/api/unit-analyses/`` (``ephys.api.filters.UnitFilter``, which also
+filters by where and how the unit was sorted and by QC metric ranges), e.g. the units
+contra-selective in the delay period of ALM insertions:
+``?brain_area=ALM&delay_selectivity=contra-selective``.
 Period filters match a ``PeriodSelectivity`` row with an ``EXISTS`` subquery (a unit is listed
 once).
 """
@@ -14,7 +16,6 @@ from collections.abc import Callable
 from django.db.models import Exists, OuterRef, QuerySet
 from django_filters import rest_framework as filters
 
-from ephys.api.filters import UnitFilter
 from ephys.models import CellType, ProbeInsertion, RecordableBrainRegion
 from lab.models import BrainArea
 from mapsite.core.api import IdFilter, NameChoiceFilter, NameMultipleChoiceFilter
@@ -50,8 +51,9 @@ def _recordable_area(path: str) -> Callable:
     return apply
 
 
-class UnitAnalysisFilter(UnitFilter):
-    """Units by recording and QC (as ``/api/units/``) and by their analysis results."""
+class UnitResultFilters(filters.FilterSet):
+    """Filters of units by their analysis results; ``ephys.api.filters.UnitFilter`` (the
+    filters of ``/api/units/`` and ``/api/unit-analyses/``) is built on it."""
 
     brain_area = NameChoiceFilter(
         queryset=BrainArea.objects.all(),
@@ -81,9 +83,8 @@ class UnitAnalysisFilter(UnitFilter):
         help_text="Passes the criteria of its insertion's area (§4.6).",
     )
 
-    class Meta(UnitFilter.Meta):
+    class Meta:
         fields = [
-            *UnitFilter.Meta.fields,
             "brain_area",
             "coarse_brain_area",
             "cell_type",

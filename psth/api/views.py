@@ -29,6 +29,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from ephys.api.filters import UnitFilter
 from ephys.api.renderers import BinaryAwareMixin, NpyRenderer, NpzRenderer
 from ephys.models import ProbeInsertion, Unit
 from mapsite.core.api import MapReadOnlyViewSet, lookup_viewset
@@ -157,7 +158,7 @@ class UnitAnalysisViewSet(BinaryAwareMixin, FigureMixin, MapReadOnlyViewSet):
         .defer("waveform")
     )
     serializer_class = serializers.UnitAnalysisSerializer
-    filterset_class = filters.UnitAnalysisFilter
+    filterset_class = UnitFilter  # the filters of /api/units/, analysis results included
     lookup_value_regex = r"\d+"
     ordering_fields = ("id", "unit", "unit_amp", "unit_posy", "stat__avg_firing_rate")
     ordering = ("insertion_id", "clustering_method_id", "unit")

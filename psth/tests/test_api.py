@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.urls import reverse
 from PIL import Image
 from rest_framework.test import APIClient
 
@@ -18,7 +19,7 @@ from ephys import models as em
 from ephys.analysis import CONDITION_NAMES
 from ephys.analysis import reference as ref
 from ephys.tests.factories import command_runner, configured_world
-from lab.tests.test_api import new_user, token_client
+from lab.tests.test_api import check_whitelists, new_user, routes_of, token_client
 from mapsite.pipeline import runner
 from psth import models as pm
 from psth import plots
@@ -27,6 +28,7 @@ from .helpers import analysed, annotate, oracle_inputs, write_recording
 
 pytestmark = pytest.mark.django_db
 PNG = b"\x89PNG\r\n\x1a\n"
+PSTH_ROUTES = routes_of("psth.")
 
 
 @pytest.fixture
@@ -269,3 +271,34 @@ def test_admin_pages_show_the_figures(rec):
         == 200
     )
     assert browser.get("/admin/psth/trialcondition/").status_code == 200
+
+    # the ephys app's own unit and insertion pages show the same panels (their plot hooks)
+    html = browser.get(reverse("admin:ephys_unit_change", args=[unit.pk])).content.decode()
+    assert f"/api/unit-analyses/{unit.pk}/plot.png" in html and "Plots" in html
+    html = browser.get(
+        reverse("admin:ephys_probeinsertion_change", args=[rec.insertion.pk])
+    ).content.decode()
+    assert f"/api/insertion-analyses/{rec.insertion.pk}/plot.png" in html
+
+
+@pytest.mark.parametrize("route", PSTH_ROUTES, ids=lambda r: r[0])
+def test_filters_and_ordering_are_whitelisted(route):
+    check_whitelists(route)
+
+
+def test_ephys_unit_endpoint_filters_by_analysis_results(rec, client):
+    delay_contra = ids(
+        client.get(
+            "/api/units/",
+            {"brain_area": "ALM", "delay_selectivity": "contra-selective", "page_size": 1000},
+        )
+    )
+    assert delay_contra and delay_contra == set(
+        pm.PeriodSelectivity.objects.filter(
+            period__name="delay", selectivity__name="contra-selective"
+        ).values_list("unit_id", flat=True)
+    )
+    pyr = ids(client.get("/api/units/", {"cell_type": "Pyr", "page_size": 1000}))
+    assert pyr == set(
+        pm.UnitCellType.objects.filter(cell_type__name="Pyr").values_list("unit_id", flat=True)
+    )

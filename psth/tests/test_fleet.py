@@ -19,21 +19,20 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import redis
+from celery import Celery
 from django.db import connection, transaction
 
 from ephys import models as em
 from ephys.steps import EPHYS_INGEST
 from ephys.tests.factories import SyntheticWorld
-from lab.models import BrainArea
 from mapsite.celery import app as celery_app
+from mapsite.core.testing import live_celery_app, wait_for
 from mapsite.pipeline import tasks
 from mapsite.pipeline.models import Job, JobStatus
 from psth import models as pm
@@ -52,99 +51,16 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
 BROKER_URL = os.environ.get("PSTH_FLEET_BROKER_URL", "redis://127.0.0.1:6379/7")
 QUEUES = "ingest,compute,transfer"
-LIVE_CONF = {
-    "task_always_eager": False,
-    "broker_url": BROKER_URL,
-    "result_backend": BROKER_URL,
-    "broker_connection_retry_on_startup": False,
-    "broker_connection_max_retries": 1,
-}
-SNAPSHOT_SCHEMA = f"psth_fleet_snapshot_{os.getpid()}"
 N_PROBES = 2
 
 
-# --- keeping the lookup rows across the committing test (as experiment's worker test does) ---
-def _quote(name: str) -> str:
-    return connection.ops.quote_name(name)
-
-
-@pytest.fixture(scope="module")
-def lookup_snapshot(django_db_setup, django_db_blocker) -> Iterator[list[str]]:
-    with django_db_blocker.unblock():
-        tables = connection.introspection.django_table_names(
-            only_existing=True, include_views=False
-        )
-        kept = []
-        with transaction.atomic(), connection.cursor() as cur:
-            cur.execute(f"DROP SCHEMA IF EXISTS {SNAPSHOT_SCHEMA} CASCADE")
-            cur.execute(f"CREATE SCHEMA {SNAPSHOT_SCHEMA}")
-            for table in sorted(tables):
-                cur.execute(f"SELECT EXISTS (SELECT 1 FROM {_quote(table)})")
-                if cur.fetchone()[0]:
-                    cur.execute(
-                        f"CREATE TABLE {SNAPSHOT_SCHEMA}.{_quote(table)} AS TABLE {_quote(table)}"
-                    )
-                    kept.append(table)
-        if "lab_brainarea" not in kept:
-            pytest.fail("the test database has no lookup rows: re-create it with --create-db")
-    yield kept
-    with django_db_blocker.unblock():
-        _restore(kept)
-        with connection.cursor() as cur:
-            cur.execute(f"DROP SCHEMA IF EXISTS {SNAPSHOT_SCHEMA} CASCADE")
-
-
-def _restore(tables: list[str]) -> None:
-    with transaction.atomic(), connection.cursor() as cur:
-        for table in tables:  # foreign keys are DEFERRABLE INITIALLY DEFERRED: any order
-            cur.execute(f"DELETE FROM {_quote(table)}")
-        for table in tables:
-            cur.execute(
-                f"INSERT INTO {_quote(table)} SELECT * FROM {SNAPSHOT_SCHEMA}.{_quote(table)}"
-            )
-
-
 @pytest.fixture
-def committed_db(lookup_snapshot, transactional_db) -> None:
-    if not BrainArea.objects.exists():
-        _restore(lookup_snapshot)
-
-
-@pytest.fixture
-def hard_timeout() -> Iterator[Callable[[int], None]]:
-    def on_alarm(signum, frame):  # noqa: ANN001
-        raise TimeoutError("test exceeded its hard time limit")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    yield signal.alarm
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
-
-
-def _forget_connections() -> None:
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
-    celery_app._backend_cache = None
-    celery_app._local = threading.local()
-
-
-@pytest.fixture
-def live_app(settings, hard_timeout) -> Iterator[object]:
+def live_app(settings, hard_timeout) -> Iterator[Celery]:
     """This process sends to the fleet's broker for real (what a web process does)."""
     hard_timeout(300)
-    broker = redis.Redis.from_url(BROKER_URL, socket_timeout=5)
-    broker.flushdb()
-    saved = {key: celery_app.conf[key] for key in LIVE_CONF}
-    celery_app.conf.update(LIVE_CONF)
-    _forget_connections()
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    try:
-        yield celery_app
-    finally:
-        celery_app.conf.update(saved)
-        _forget_connections()
-        broker.flushdb()
-        broker.close()
+    with live_celery_app(BROKER_URL) as app:
+        yield app
 
 
 class Fleet:
@@ -194,6 +110,12 @@ class Fleet:
     def logs(self) -> str:
         return "\n".join(f"--- {log.name}\n{log.read_text()[-3000:]}" for _, _, log in self.procs)
 
+    def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> float:
+        """``wait_for`` that fails at once if a process died, and shows the fleet's logs."""
+        return wait_for(
+            condition, timeout, what, interval=0.2, check=self.check_alive, details=self.logs
+        )
+
     def stop(self) -> None:
         for _, proc, _ in self.procs:
             if proc.poll() is None:
@@ -204,19 +126,6 @@ class Fleet:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, fleet: Fleet) -> float:
-    t0 = time.perf_counter()
-    while not condition():
-        fleet.check_alive()
-        if time.perf_counter() - t0 > timeout:
-            jobs = list(Job.objects.values_list("step", "key_id", "status", "message"))
-            pytest.fail(
-                f"gave up after {timeout} s waiting for {what}; jobs: {jobs}\n{fleet.logs()}"
-            )
-        time.sleep(0.2)
-    return time.perf_counter() - t0
 
 
 def backdate(folder: Path, seconds: float = 600) -> None:
@@ -247,7 +156,7 @@ def analyses_done() -> bool:
     return len(wanted) >= 7 * N_PROBES and wanted <= done
 
 
-def test_two_workers_and_beat_populate_a_whole_session(live_app, committed_db, tmp_path, clean_env):
+def test_two_workers_and_beat_populate_a_whole_session(live_app, tmp_path, clean_env):
     world = SyntheticWorld(tmp_path / "behavior", tmp_path / "ephys", h2o="sy09")
     world.setup_lab()
     db = connection.settings_dict
@@ -285,7 +194,7 @@ def test_two_workers_and_beat_populate_a_whole_session(live_app, committed_db, t
 
         # Beat sweeps every 2 s: the files are found and ingested, the analyses follow.
         ingested = Job.objects.filter(step=EPHYS_INGEST, status=JobStatus.DONE)
-        wait_for(ingested.exists, 120, "the ephys ingest", fleet)
+        fleet.wait_for(ingested.exists, 120, "the ephys ingest")
         print(f"session ingested {time.perf_counter() - t0:.1f} s after the files landed")
         insertions = list(em.ProbeInsertion.objects.order_by("insertion_number"))
         assert len(insertions) == N_PROBES
@@ -298,7 +207,7 @@ def test_two_workers_and_beat_populate_a_whole_session(live_app, committed_db, t
         for job_id in Job.objects.values_list("pk", flat=True):
             tasks.run_job.apply_async(args=[job_id], queue="compute")
 
-        waited = wait_for(analyses_done, 180, "every analysis of both insertions", fleet)
+        waited = fleet.wait_for(analyses_done, 180, "every analysis of both insertions")
         print(f"all analyses done {time.perf_counter() - t0:.1f} s after the files landed")
         time.sleep(3)  # a few more sweeps and the duplicates: nothing may change
         worker_hosts = set(Job.objects.values_list("worker_host", flat=True))
