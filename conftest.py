@@ -1,14 +1,24 @@
-"""Fixtures shared by every app's tests. Keep this small: app-specific fixtures live in the app."""
+"""Fixtures shared by every app's tests. Keep this small: app-specific fixtures live in the app.
+
+Transactional tests (``django_db(transaction=True)``) end with a flush that empties every table,
+including the lookup rows of the data migrations, which later tests - and, with ``--reuse-db``,
+later runs - need. So the non-empty tables are snapshot once per run (in a schema of their own,
+see mapsite.core.testing) and copied back right after each transactional test's flush.
+"""
 
 import os
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from mapsite.core import testing
+
 ROOT = Path(__file__).resolve().parent
+SNAPSHOT_SCHEMA = f"test_lookup_snapshot_{os.getpid()}"
+_snapshot_tables: list[str] = []
 
 # Variables that configure the site; a subprocess must not inherit them from the test run.
 _CONFIG_PREFIXES = ("DJANGO_", "DATABASE_", "CELERY_", "MAP_", "API_THROTTLE_", "PIPELINE_")
@@ -64,3 +74,67 @@ def demo_lab(db: None) -> None:
 
     for step in LAB_STEPS:
         step()
+
+
+# --- keeping the lookup rows across transactional tests -----------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _lookup_snapshot(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Snapshot the non-empty tables before any transactional test of this run flushed them.
+
+    Session-scoped, so it runs before any test's transaction; only in runs that use the database.
+    """
+    if not any(testing.uses_db(item) for item in request.session.items):
+        yield
+        return
+    request.getfixturevalue("django_db_setup")
+    blocker = request.getfixturevalue("django_db_blocker")
+    with blocker.unblock():
+        _snapshot_tables[:] = testing.take_snapshot(SNAPSHOT_SCHEMA)
+        if testing.LOOKUP_SENTINEL_TABLE not in _snapshot_tables:
+            pytest.fail(
+                "the test database has no lookup rows (a transactional test emptied it in an "
+                "earlier run?): re-create it with --create-db"
+            )
+    yield
+    with blocker.unblock():
+        testing.drop_snapshot(SNAPSHOT_SCHEMA)
+    _snapshot_tables.clear()
+
+
+@pytest.fixture(autouse=True)
+def _lookups_present(request: pytest.FixtureRequest) -> None:
+    """Before a transactional test: the lookups are there (an interrupted restore?), or back."""
+    if not testing.is_transactional(request.node) or not _snapshot_tables:
+        return
+    request.getfixturevalue("transactional_db")
+    from lab.models import BrainArea
+
+    if not BrainArea.objects.exists():
+        testing.restore_snapshot(SNAPSHOT_SCHEMA, _snapshot_tables)
+
+
+def pytest_fixture_post_finalizer(
+    fixturedef: pytest.FixtureDef, request: pytest.FixtureRequest
+) -> None:
+    """Right after pytest-django flushed the database of a transactional test: restore."""
+    if fixturedef.argname != "_django_db_helper" or not _snapshot_tables:
+        return
+    item = request.node
+    if not isinstance(item, pytest.Item) or not testing.is_transactional(item):
+        return
+    from pytest_django.plugin import blocking_manager_key
+
+    with item.config.stash[blocking_manager_key].unblock():
+        testing.restore_snapshot(SNAPSHOT_SCHEMA, _snapshot_tables)
+
+
+# --- bounding tests that wait on threads, workers and processes -------------------------------
+
+
+@pytest.fixture
+def hard_timeout() -> Iterator[Callable[[int], None]]:
+    """``hard_timeout(seconds)``: interrupt the test (main thread) if it is still running then."""
+    with testing.hard_timeout() as arm:
+        yield arm

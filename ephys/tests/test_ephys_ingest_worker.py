@@ -3,8 +3,9 @@
 "A synthetic sorted session dropped into an ephys root of a running system is found, aligned
 and loaded without anyone acting": the test drops a Bpod file and a sorted session into their
 roots, sends what beat sends (``mapsite.pipeline.tasks.sweep``) and waits, bounded, for the
-units; their spike times must equal the generator's ground truth exactly. The worker and the
-table snapshot around the committing test are those of the behavior worker test.
+units; their spike times must equal the generator's ground truth exactly. The live app and the
+worker are those of the behavior worker test; the root ``conftest.py`` puts the lookup rows back
+after the committing test.
 """
 
 from __future__ import annotations
@@ -17,14 +18,8 @@ import pytest
 from ephys import models as m
 from ephys.steps import EPHYS_INGEST
 from ephys.tests.factories import SyntheticWorld
-from experiment.tests.test_behavior_worker import (  # noqa: F401 - fixtures
-    committed_db,
-    hard_timeout,
-    live_app,
-    lookup_snapshot,
-    wait_for,
-    worker,
-)
+from experiment.tests.test_behavior_worker import live_app, worker  # noqa: F401 - fixtures
+from mapsite.core.testing import wait_for
 from mapsite.pipeline import tasks
 from mapsite.pipeline.models import Job, JobStatus
 

@@ -3,7 +3,7 @@
 Outside a test transaction, jobs are dispatched (and, eagerly, made) as soon as the command's
 own transactions commit, so the command can report each file's outcome and fail when a file it
 was given could not be ingested. These tests therefore commit for real (``transaction=True``);
-the lookup rows the flush removes are put back by the fixtures of ``test_behavior_worker``.
+the lookup rows the flush removes are put back by the root ``conftest.py``.
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ from experiment.tests.test_behavior_ingest import (
     needs_real_file,
     session_dir,
 )
-from experiment.tests.test_behavior_worker import committed_db, lookup_snapshot  # noqa: F401
 from lab.tests.factories import RigFactory, WaterRestrictionFactory
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("committed_db")]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture

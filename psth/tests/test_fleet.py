@@ -58,8 +58,7 @@ N_PROBES = 2
 def live_app(settings, hard_timeout) -> Iterator[Celery]:
     """This process sends to the fleet's broker for real (what a web process does)."""
     hard_timeout(300)
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    with live_celery_app(BROKER_URL) as app:
+    with live_celery_app(BROKER_URL, settings) as app:
         yield app
 
 

@@ -6,25 +6,21 @@ database is emptied before and after, so no message outlives a test. Every wait 
 ``hard_timeout`` interrupts a test that hangs anyway (e.g. a worker that never starts).
 """
 
-import logging
 import os
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from io import StringIO
 
 import pytest
-import redis
-from celery.app.trace import reset_worker_optimizations, setup_worker_optimizations
-from celery.contrib.testing.worker import start_worker
+from celery import Celery
+from celery.worker import WorkController
 from django.core.management import call_command
 
 from experiment.models import Photostim, PhotostimBrainRegion
 from experiment.tests.factories import PhotostimFactory, PhotostimLocationFactory, SessionFactory
 from lab.models import BrainArea
-from mapsite.celery import app as celery_app
+from mapsite.core.testing import live_celery_app, wait_for, worker_thread
 from mapsite.pipeline import runner, tasks
 from mapsite.pipeline.models import Job, JobStatus
 
@@ -33,85 +29,21 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 BROKER_URL = os.environ.get("PIPELINE_TEST_BROKER_URL", "redis://127.0.0.1:6379/13")
 QUEUES = ["compute", "ingest", "transfer"]
 STEP = "PhotostimBrainRegion"
-# Settings of the project app that the tests change (restored afterwards).
-LIVE_CONF = {
-    "task_always_eager": False,
-    "broker_url": BROKER_URL,
-    "result_backend": BROKER_URL,
-    "worker_hijack_root_logger": False,
-    "broker_connection_retry_on_startup": False,
-    "broker_connection_max_retries": 1,
-}
-
-
-def _forget_connections() -> None:
-    """Drop the app's cached broker pools and result backends, so the new URLs are used."""
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
-    celery_app._backend_cache = None
-    celery_app._local = threading.local()
 
 
 @pytest.fixture
-def live_app(settings, hard_timeout) -> Iterator[object]:
+def live_app(settings, hard_timeout) -> Iterator[Celery]:
     """The project's Celery app talking to Redis for real (not eager)."""
     hard_timeout(120)
-    broker = redis.Redis.from_url(BROKER_URL, socket_timeout=5)
-    broker.flushdb()
-    saved_conf = {key: celery_app.conf[key] for key in LIVE_CONF}
-    saved_logging = (logging.root.handlers[:], logging.root.level)
-    celery_app.conf.update(LIVE_CONF)
-    _forget_connections()
-    settings.CELERY_TASK_ALWAYS_EAGER = False  # what populate looks at
-    try:
-        yield celery_app
-    finally:
-        celery_app.conf.update(saved_conf)
-        _forget_connections()
-        logging.root.handlers[:], _ = saved_logging
-        logging.root.setLevel(saved_logging[1])
-        broker.flushdb()  # purge: nothing queued or unacked survives the test
-        broker.close()
+    with live_celery_app(BROKER_URL, settings) as app:
+        yield app
 
 
 @pytest.fixture
-def worker(live_app, transactional_db) -> Iterator[object]:
-    """A worker thread consuming the three queues; stopped before the database is flushed."""
-    nodename = f"pipeline-test-{os.getpid()}@{socket.gethostname()}"
-    # What ``celery worker`` does at start-up (celery.apps.worker.Worker.on_before_init) and the
-    # bare WorkController of start_worker does not: it makes task.request.hostname the node
-    # name, which run_job records as the job's worker_host. Must precede the worker's start.
-    setup_worker_optimizations(live_app, nodename)
-    t0 = time.perf_counter()
-    try:
-        with start_worker(
-            live_app,
-            pool="threads",
-            concurrency=2,
-            queues=QUEUES,
-            hostname=nodename,
-            perform_ping_check=False,
-            loglevel="WARNING",
-            shutdown_timeout=20,
-        ) as w:
-            assert sorted(q.name for q in w.consumer.task_consumer.queues) == sorted(QUEUES)
-            print(f"worker {w.hostname} started in {time.perf_counter() - t0:.2f} s")
-            yield w
-            t0 = time.perf_counter()
-        print(f"worker stopped in {time.perf_counter() - t0:.2f} s")
-    finally:
-        reset_worker_optimizations(live_app)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> float:
-    """Poll ``condition`` until true; fail after ``timeout`` seconds. Returns the time waited."""
-    t0 = time.perf_counter()
-    while not condition():
-        if time.perf_counter() - t0 > timeout:
-            states = list(Job.objects.values_list("step", "status", "message"))
-            pytest.fail(f"gave up after {timeout} s waiting for {what}; jobs: {states}")
-        time.sleep(0.05)
-    return time.perf_counter() - t0
+def worker(live_app, transactional_db) -> Iterator[WorkController]:
+    """A worker thread (two threads) consuming the three queues; stopped before the flush."""
+    with worker_thread(live_app, QUEUES, "pipeline-test", pool="threads", concurrency=2) as w:
+        yield w
 
 
 def photostim_with_ml(*ml: str, area: str = "ALM") -> Photostim:
