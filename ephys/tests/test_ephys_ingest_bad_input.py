@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,11 +14,12 @@ from ephys import models as m
 from ephys.steps import EPHYS_INGEST
 from ephys.tests.factories import command_runner, configured_world
 from lab.models import ElectrodeConfig, ElectrodeConfigElectrode, Probe
+from mapsite.core.testing import real_data_dir
 from mapsite.pipeline.models import Job, JobStatus
 
 pytestmark = pytest.mark.django_db
 
-REAL_BITCODE = Path("/work/shared/data/map-ephys-real/dl25_bitcode.mat")
+REAL_BITCODE = real_data_dir() / "dl25_bitcode.mat"
 EPHYS_MODELS = (
     m.ProbeInsertion,
     m.ClusteringLabel,

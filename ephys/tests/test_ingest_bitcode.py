@@ -19,8 +19,9 @@ from ephys.ingest.bitcode import (
 )
 from ephys.ingest.errors import BitCodeError, BitCodeFileNotFoundError
 from ephys.ingest.synthetic import write_ni_bitcode_files
+from mapsite.core.testing import real_data_dir
 
-REAL = Path("/work/shared/data/map-ephys-real")
+REAL = real_data_dir()
 REAL_CODES = [
     "1111100101111011",
     "1010100010000101",

@@ -40,12 +40,13 @@ from experiment.ingest.synthetic import (
 from experiment.steps import BEHAVIOR_INGEST
 from lab.models import Rig, Subject
 from lab.tests.factories import RigFactory, WaterRestrictionFactory
+from mapsite.core.testing import real_data_dir
 from mapsite.pipeline import runner
 from mapsite.pipeline.models import Job, JobStatus
 
 pytestmark = pytest.mark.django_db
 
-REAL_FILE = Path("/work/shared/data/map-ephys-real/dl25_tw2_20180225_102508.mat")
+REAL_FILE = real_data_dir() / "dl25_tw2_20180225_102508.mat"
 needs_real_file = pytest.mark.skipif(not REAL_FILE.is_file(), reason="real MAP file not present")
 REAL_RELATIVE = Path("dl25/tw2/Session Data") / REAL_FILE.name
 RIG = "RRig"

@@ -36,8 +36,9 @@ from experiment.ingest.errors import (
     UnreadableFileError,
 )
 from experiment.ingest.synthetic import Cell, build_synthetic_session, write_mat
+from mapsite.core.testing import real_data_dir
 
-REAL_FILE = Path("/work/shared/data/map-ephys-real/dl25_tw2_20180225_102508.mat")
+REAL_FILE = real_data_dir() / "dl25_tw2_20180225_102508.mat"
 needs_real_file = pytest.mark.skipif(not REAL_FILE.is_file(), reason="real MAP file not present")
 
 EVENT_STATES = [

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -251,3 +252,22 @@ def worker_thread(
         print(f"worker stopped in {time.perf_counter() - t0:.2f} s")
     finally:
         reset_worker_optimizations(app)
+
+
+def real_data_dir() -> Path:
+    """The project's real MAP recordings (``shared/data/map-ephys-real``, read-only).
+
+    CI lays ``shared/`` beside the checkout; ``MAP_SHARED_DIR`` overrides. A missing folder is
+    an error, not a skip: the real-file tests are part of what the suite proves.
+    """
+    candidates = [
+        os.environ.get("MAP_SHARED_DIR"),
+        Path(__file__).resolve().parents[2].parent / "shared",
+        "/work/shared",
+    ]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "data" / "map-ephys-real").is_dir():
+            return Path(candidate) / "data" / "map-ephys-real"
+    raise FileNotFoundError(
+        "shared/data/map-ephys-real not found beside the checkout (set MAP_SHARED_DIR)"
+    )
