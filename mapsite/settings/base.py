@@ -163,7 +163,7 @@ CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 # No broker configured → the embedded default: tasks run in-process, right where they are sent
 # (the in-memory transport is never used then; it only keeps Celery from looking for a server).
 CELERY_TASK_ALWAYS_EAGER = not env.str("CELERY_BROKER_URL", default="")
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or "memory://"
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=None) or None
 CELERY_TASK_ACKS_LATE = True
