@@ -11,10 +11,13 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from rest_framework.test import APIClient
 
 from mapsite.core import testing
+from mapsite.core.tests.api_checks import new_user, token_client
 
 ROOT = Path(__file__).resolve().parent
 SNAPSHOT_SCHEMA = f"test_lookup_snapshot_{os.getpid()}"
@@ -138,3 +141,26 @@ def hard_timeout() -> Iterator[Callable[[int], None]]:
     """``hard_timeout(seconds)``: interrupt the test (main thread) if it is still running then."""
     with testing.hard_timeout() as arm:
         yield arm
+
+
+# --- API clients (every app's API tests) --------------------------------------------------
+
+
+@pytest.fixture
+def user(db: None) -> Any:
+    return new_user()
+
+
+@pytest.fixture
+def staff(db: None) -> Any:
+    return new_user(staff=True)
+
+
+@pytest.fixture
+def user_client(user: Any) -> APIClient:
+    return token_client(user)
+
+
+@pytest.fixture
+def staff_client(staff: Any) -> APIClient:
+    return token_client(staff)

@@ -20,7 +20,7 @@ from ephys import models
 from ephys.api import arrays
 from ephys.tests.api_factories import ephys_world
 from ephys.tests.factories import npy
-from lab.tests.test_api import (
+from mapsite.core.tests.api_checks import (
     Route,
     check_permission_matrix,
     check_query_count_constant,
@@ -36,21 +36,6 @@ from lab.tests.test_api import (
 )
 
 EPHYS_ROUTES = routes_of("ephys.")
-
-
-@pytest.fixture
-def staff(db: None) -> Any:
-    return new_user(staff=True)
-
-
-@pytest.fixture
-def user_client(db: None) -> APIClient:
-    return token_client(new_user())
-
-
-@pytest.fixture
-def staff_client(staff: Any) -> APIClient:
-    return token_client(staff)
 
 
 @pytest.fixture

@@ -20,38 +20,21 @@ from experiment.tests.factories import (
 )
 from lab.models import BrainArea
 from lab.tests.factories import PersonFactory, RigFactory, WaterRestrictionFactory, lookup
-from lab.tests.test_api import (
+from mapsite.core.tests.api_checks import (
     Route,
     check_permission_matrix,
     check_query_count_constant,
     check_whitelists,
     fill_lookups,
     listed,
-    new_user,
     route_id,
     routes_of,
     rows,
-    token_client,
     writable,
 )
 
 EXP_ROUTES = routes_of("experiment.")
 UTC = dt.UTC
-
-
-@pytest.fixture
-def staff(db: None) -> Any:
-    return new_user(staff=True)
-
-
-@pytest.fixture
-def user_client(db: None) -> APIClient:
-    return token_client(new_user())
-
-
-@pytest.fixture
-def staff_client(staff: Any) -> APIClient:
-    return token_client(staff)
 
 
 def at(day: int, hour: int = 15) -> dt.datetime:

@@ -17,7 +17,7 @@ from experiment.tests.factories import (
     SessionFactory,
     SessionTrialFactory,
 )
-from lab.tests.test_api import list_queries, new_user, rows, token_client
+from mapsite.core.tests.api_checks import list_queries, new_user, rows, token_client
 
 OUTCOMES = ["hit", "miss", "ignore", "N/A"]
 INSTRUCTIONS = ["left", "right", "middle", "none"]

@@ -26,8 +26,8 @@ from experiment.tests.factories import (
     SessionTrialFactory,
 )
 from lab.tests.factories import lookup
-from lab.tests.test_api import new_user, token_client
 from mapsite.core import plots as core_plots
+from mapsite.core.tests.api_checks import new_user, token_client
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

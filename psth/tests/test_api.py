@@ -19,7 +19,7 @@ from ephys import models as em
 from ephys.analysis import CONDITION_NAMES
 from ephys.analysis import reference as ref
 from ephys.tests.factories import command_runner, configured_world
-from lab.tests.test_api import check_whitelists, new_user, routes_of, token_client
+from mapsite.core.tests.api_checks import check_whitelists, new_user, routes_of, token_client
 from mapsite.pipeline import runner
 from psth import models as pm
 from psth import plots

@@ -9,37 +9,20 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from lab.tests.factories import RigFactory
-from lab.tests.test_api import (
+from mapsite.core.tests.api_checks import (
     Route,
     check_permission_matrix,
     check_query_count_constant,
     check_whitelists,
     listed,
-    new_user,
     route_id,
     routes_of,
     rows,
-    token_client,
 )
 from mapsite.pipeline.api.serializers import StepSummarySerializer
 from mapsite.pipeline.models import Job, JobStatus
 
 PIPELINE_ROUTES = routes_of("mapsite.pipeline.")
-
-
-@pytest.fixture
-def staff(db: None) -> Any:
-    return new_user(staff=True)
-
-
-@pytest.fixture
-def user_client(db: None) -> APIClient:
-    return token_client(new_user())
-
-
-@pytest.fixture
-def staff_client(staff: Any) -> APIClient:
-    return token_client(staff)
 
 
 @pytest.fixture
