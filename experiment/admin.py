@@ -791,7 +791,7 @@ class BehaviorFileAdmin(ReadOnlyAdmin):
     list_filter = ["rig", ("session", admin.EmptyFieldListFilter), "changed_after_ingest"]
     search_fields = ["file_name", "relative_path"]
     list_select_related = ["rig", "session__subject__water_restriction"]
-    actions = ["retry_ingest"]
+    actions = ["retry_ingest", "accept_new_contents"]
     readonly_fields = [f.name for f in BehaviorFile._meta.fields]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[BehaviorFile]:
@@ -842,3 +842,31 @@ class BehaviorFileAdmin(ReadOnlyAdmin):
         ).values_list("pk", flat=True)
         n = runner.retry(ids)
         self.message_user(request, f"{n} ingest job(s) queued again.")
+
+    @admin.action(
+        description="Accept the new contents of changed files: delete their old session and "
+        "ingest them again",
+        permissions=["view"],
+    )
+    def accept_new_contents(self, request: HttpRequest, queryset: QuerySet[BehaviorFile]) -> None:
+        from django.db import transaction
+
+        from mapsite.pipeline import runner
+
+        from .ingest.service import ReingestRefused, accept_changed_file
+        from .steps import BEHAVIOR_INGEST
+
+        if not request.user.is_staff:
+            self.message_user(request, "Only staff can re-ingest files.", level="error")
+            return
+        accepted = []
+        for behavior_file in queryset.filter(changed_after_ingest__isnull=False):
+            try:
+                with transaction.atomic():
+                    accept_changed_file(behavior_file)
+                accepted.append(behavior_file.pk)
+            except (ReingestRefused, OSError) as exc:
+                self.message_user(request, str(exc), level="error")
+        if accepted:
+            runner.queue_missing([BEHAVIOR_INGEST], key_ids=accepted)
+            self.message_user(request, f"{len(accepted)} file(s) queued for a new ingest.")

@@ -7,6 +7,7 @@ the transaction leaves the database as it was.
 
 import logging
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -327,3 +328,42 @@ def _write_mtl_blocks(parsed: ParsedSession, session: m.Session, behavior_rows: 
                 if n in by_trial
             ]
         )
+
+
+class ReingestRefused(ValueError):  # noqa: N818 - a refusal with a reason for the person
+    """A flagged file cannot be re-ingested automatically (the message says why)."""
+
+
+def accept_changed_file(behavior_file: m.BehaviorFile) -> None:
+    """A person checked a file flagged as changed after its ingest and accepts the new contents.
+
+    Deletes the session made from the old contents (with its trials, events and photostim
+    records), records the file's current size/mtime/checksum, clears the flag and forgets the
+    ingest job (and what depends on it), so that the next queueing ingests the new contents.
+    Refused when ephys data hangs off the session: that must be dealt with first, by a person.
+    Call inside a transaction.
+    """
+    from experiment.steps import BEHAVIOR_INGEST  # steps imports this module
+    from mapsite.pipeline import runner
+
+    if behavior_file.changed_after_ingest is None:
+        raise ReingestRefused(f"{behavior_file.file_name} is not flagged as changed")
+    path = confined_path(behavior_file)
+    session = behavior_file.session
+    if session is not None:
+        if session.insertions.exists():
+            raise ReingestRefused(
+                f"{behavior_file.file_name}: session {session} has probe insertions; re-ingesting "
+                "its behavior would delete them. Archive or delete the ephys data first."
+            )
+        session.delete()
+    stat = path.stat()
+    behavior_file.size = stat.st_size
+    behavior_file.mtime = datetime.fromtimestamp(stat.st_mtime, tz=UTC)
+    behavior_file.sha256 = sha256_of(path)
+    behavior_file.session = None
+    behavior_file.ingested_at = None
+    behavior_file.changed_after_ingest = None
+    behavior_file.change_note = ""
+    behavior_file.save()
+    runner.invalidate(BEHAVIOR_INGEST, [behavior_file.pk])
