@@ -210,8 +210,9 @@ def loop_per_insertion(insertion) -> dict:  # noqa: ANN001
 
     from ephys.analysis import reference as ref
     from ephys.models import UnitSpikes
+    from mapsite.core.npy import npy_bytes
     from psth import data, steps
-    from psth.models import PeriodSelectivity, Selectivity, UnitPsth, npy_bytes
+    from psth.models import PeriodSelectivity, Selectivity, UnitPsth
 
     out: dict = {"psth": {}, "sel": {}}
     with transaction.atomic():
@@ -270,8 +271,9 @@ def loop_per_key(insertion) -> dict:  # noqa: ANN001
 
     from ephys.analysis import reference as ref
     from ephys.models import UnitSpikes
+    from mapsite.core.npy import npy_bytes
     from psth import data, steps
-    from psth.models import PeriodSelectivity, Selectivity, UnitPsth, npy_bytes
+    from psth.models import PeriodSelectivity, Selectivity, UnitPsth
 
     out: dict = {"psth": {}, "sel": {}}
     UnitPsth.objects.filter(unit__insertion=insertion).delete()

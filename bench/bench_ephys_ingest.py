@@ -187,7 +187,7 @@ def floor(ks_dir: Path, first_trial_start: float, fs: float, database_url: str) 
     import numpy as np
     import psycopg
 
-    from ephys.ingest.service import npy_header
+    from mapsite.core.npy import npy_header
 
     with psycopg.connect(database_url) as conn:
         conn.execute(f"TRUNCATE {FLOOR_TABLE}")

@@ -87,7 +87,7 @@ def build_insertion(n_units: int, n_spikes: int) -> tuple[int, dict[int, np.ndar
     from django.db import transaction
 
     from ephys import models as m
-    from ephys.ingest.service import npy_bytes, write_unit_spikes
+    from ephys.ingest.service import write_unit_spikes
     from experiment.models import Session
     from lab.models import (
         ElectrodeConfig,
@@ -98,6 +98,7 @@ def build_insertion(n_units: int, n_spikes: int) -> tuple[int, dict[int, np.ndar
         Rig,
         Subject,
     )
+    from mapsite.core.npy import npy_bytes
 
     trains = _trains(n_units, n_spikes)
     existing = m.ProbeInsertion.objects.filter(probe__serial=PROBE_SERIAL).first()

@@ -19,7 +19,6 @@ analysis layer expects (its author's notes) and how it is provided here:
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from ephys.models import (
     UnitSpikes,
 )
 from experiment.models import BehaviorTrial, PhotostimEvent, SessionTrial, TrialEvent
+from mapsite.core.npy import npy_view
 
 #: Event types every analysis here may look at (periods may name others: they are added).
 EVENT_TYPES = ("sample", "delay", "go", "trialend")
@@ -199,24 +199,6 @@ def analysed_units(insertion: ProbeInsertion) -> list[int]:
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-
-
-def _npy_array(data: bytes | memoryview) -> np.ndarray:
-    return np.load(io.BytesIO(data), allow_pickle=False)
-
-
-def npy_view(data: bytes | memoryview) -> np.ndarray:
-    """A 1-D ``.npy`` payload as an array over the same memory (no copy; read-only)."""
-    buffer = io.BytesIO(data)
-    major, _ = np.lib.format.read_magic(buffer)
-    if major == 1:
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(buffer)
-    else:
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(buffer)
-    if dtype.hasobject or fortran or len(shape) > 1:
-        return _npy_array(data).ravel()
-    count = int(np.prod(shape)) if shape else 1
-    return np.frombuffer(data, dtype=dtype, count=count, offset=buffer.tell())
 
 
 def _spike_payloads(unit_ids: Sequence[int]) -> dict[int, bytes | memoryview]:

@@ -17,8 +17,6 @@ The 17 trial conditions are data (``TrialCondition``, loaded by a data migration
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from django.db import models
 from django.db.models import Q
@@ -28,6 +26,7 @@ from ephys.models import CellType, ProbeInsertion, Unit
 from experiment.models import Period
 from lab.models import BrainArea, Hemisphere
 from mapsite.core.models import Lookup
+from mapsite.core.npy import load_npy as core_load_npy
 
 #: Right bin edges of every stored PSTH (s from the go cue): −2.96 … 3.0, 150 bins.
 PSTH_EDGES = psth_edges()
@@ -35,34 +34,8 @@ PSTH_TIME = PSTH_EDGES[1:].copy()
 PSTH_TIME.setflags(write=False)
 
 
-def npy_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-    return buffer.getvalue()
-
-
-def npy_rows(array: np.ndarray) -> list[bytes]:
-    """``.npy`` bytes of each row of a 2-D array (one header, written once)."""
-    array = np.ascontiguousarray(array)
-    if array.ndim != 2:
-        raise ValueError("npy_rows needs a 2-D array")
-    header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(
-        header,
-        {
-            "descr": np.lib.format.dtype_to_descr(array.dtype),
-            "fortran_order": False,
-            "shape": (array.shape[1],),
-        },
-    )
-    head = header.getvalue()
-    return [head + row.tobytes() for row in array]
-
-
 def load_npy(data: bytes | memoryview | None) -> np.ndarray | None:
-    if data is None:
-        return None
-    return np.load(io.BytesIO(bytes(data)), allow_pickle=False)
+    return None if data is None else core_load_npy(data)
 
 
 # --- Schema psth (§8) ------------------------------------------------------------------------

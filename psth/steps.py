@@ -46,6 +46,7 @@ from ephys.models import (
 from ephys.steps import EPHYS_INGEST, insertions_of_output
 from experiment.models import BehaviorTrial, Period, Photostim, PhotostimBrainRegion
 from lab.models import BrainArea, Hemisphere
+from mapsite.core.npy import load_npy, npy_rows
 from mapsite.pipeline.models import Job, JobStatus
 from mapsite.pipeline.steps import StepWaiting, pipeline_step
 
@@ -60,7 +61,6 @@ from .models import (
     UnitPassingCriteria,
     UnitPsth,
     UnitSelectivity,
-    npy_rows,
 )
 
 PHOTOSTIM_BRAIN_REGION = "PhotostimBrainRegion"
@@ -221,7 +221,7 @@ def make_unit_cell_type(insertion: ProbeInsertion) -> None:
     )
     ids, waveforms = [], []
     for pk, blob in rows:
-        w = np.asarray(data._npy_array(blob), dtype=np.float64).ravel() if blob else np.zeros(0)
+        w = np.asarray(load_npy(blob), dtype=np.float64).ravel() if blob else np.zeros(0)
         if w.size >= 4 and np.all(np.isfinite(w)) and np.ptp(w) > 0:
             ids.append(pk)
             waveforms.append(w)

@@ -28,6 +28,8 @@ import numpy as np
 from django.db import connection
 from django.db.models import QuerySet
 
+from mapsite.core.npy import npy_bytes, npy_header
+
 __all__ = [
     "ArrayRow",
     "NpyPayload",
@@ -96,20 +98,6 @@ def parse_npy(blob: bytes | memoryview) -> NpyPayload:
     return NpyPayload(dtype, count, data)
 
 
-def npy_header(dtype: np.dtype, count: int) -> bytes:
-    """The ``.npy`` (format 1.0) header of a 1-D C-order array of ``count`` elements."""
-    out = io.BytesIO()
-    np.lib.format.write_array_header_1_0(
-        out,
-        {
-            "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-            "fortran_order": False,
-            "shape": (int(count),),
-        },
-    )
-    return out.getvalue()
-
-
 def concat_npy(payloads: Sequence[NpyPayload], empty_dtype: np.dtype) -> list[bytes | memoryview]:
     """One ``.npy`` holding the payloads end to end: a new header, then the stored bytes.
 
@@ -142,8 +130,7 @@ def npz_bytes(members: Iterable[tuple[str, Sequence[bytes | memoryview]]]) -> by
 
 def array_npy(array: np.ndarray) -> bytes:
     """A small computed array (ids, offsets) as ``.npy`` bytes."""
-    array = np.ascontiguousarray(array)
-    return npy_header(array.dtype, array.size) + array.tobytes()
+    return npy_bytes(array)
 
 
 # --- Reading the stored bytes ------------------------------------------------------------------

@@ -22,7 +22,6 @@ the problem; the caller's transaction then leaves the database as it was.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import struct
@@ -45,6 +44,7 @@ from lab.models import (
     ProbeType,
     ProbeTypeElectrode,
 )
+from mapsite.core.npy import npy_bytes, npy_header
 from mapsite.core.paths import DataRoot, PathOutsideRootsError, resolve_in_roots
 from mapsite.pipeline.steps import StepWaiting
 
@@ -77,32 +77,6 @@ SAME_CLUSTERING = timedelta(seconds=1)
 MTL_TASK = "multi-target-licking"
 #: Rig whose NI recordings may lack bit pulses: trials then map one-to-one (§14.5).
 ONE_TO_ONE_RIG = "RRig-MTL"
-
-
-# ---- .npy bytes ----------------------------------------------------------------------------------
-def npy_header(dtype: np.dtype, length: int) -> bytes:
-    """The ``.npy`` (format 1.0) header of a 1-D C-order array; data follows it directly."""
-    buffer = io.BytesIO()
-    np.lib.format.write_array_header_1_0(
-        buffer,
-        {
-            "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-            "fortran_order": False,
-            "shape": (int(length),),
-        },
-    )
-    return buffer.getvalue()
-
-
-def npy_bytes(array: np.ndarray) -> bytes:
-    """A 1-D array as ``.npy`` bytes (what ``np.load(io.BytesIO(b))`` reads back)."""
-    array = np.ascontiguousarray(array)
-    return npy_header(array.dtype, array.size) + array.tobytes()
-
-
-def load_npy_bytes(data: bytes | memoryview) -> np.ndarray:
-    """Read back ``.npy`` bytes stored by the ingest (never pickles)."""
-    return np.load(io.BytesIO(bytes(data)), allow_pickle=False)
 
 
 # ---- the behavior side ---------------------------------------------------------------------------
