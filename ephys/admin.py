@@ -26,6 +26,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import capfirst
 
+from ephys.ingest.phy import CLUSTER_METRIC_COLUMNS, WAVEFORM_METRIC_COLUMNS
 from experiment.models import SessionTrial
 from lab.models import Probe
 from mapsite.core.admin_base import (
@@ -484,36 +485,14 @@ class _UnitChildInline(ReadOnlyInline):
 
 class ClusterMetricInline(_UnitChildInline):
     model = ClusterMetric
-    fields = [
-        "epoch_name_quality_metrics",
-        "presence_ratio",
-        "amplitude_cutoff",
-        "isolation_distance",
-        "l_ratio",
-        "d_prime",
-        "nn_hit_rate",
-        "nn_miss_rate",
-        "silhouette_score",
-        "max_drift",
-        "cumulative_drift",
-    ]
+    fields = ["epoch_name_quality_metrics", *CLUSTER_METRIC_COLUMNS]
     verbose_name = "cluster metrics"
     verbose_name_plural = "cluster metrics"
 
 
 class WaveformMetricInline(_UnitChildInline):
     model = WaveformMetric
-    fields = [
-        "epoch_name_waveform_metrics",
-        "duration",
-        "halfwidth",
-        "pt_ratio",
-        "repolarization_slope",
-        "recovery_slope",
-        "spread",
-        "velocity_above",
-        "velocity_below",
-    ]
+    fields = ["epoch_name_waveform_metrics", *WAVEFORM_METRIC_COLUMNS]
     verbose_name = "waveform metrics"
     verbose_name_plural = "waveform metrics"
 

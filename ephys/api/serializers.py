@@ -16,6 +16,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ephys import models
+from ephys.ingest.phy import CLUSTER_METRIC_COLUMNS, WAVEFORM_METRIC_COLUMNS
 from experiment.models import SessionTrial
 from lab import models as lab_models
 from lab.api.serializers import name_field, water_restriction_number_field
@@ -386,28 +387,9 @@ class ClusteringLabelSerializer(InsertionRefs, ReadOnlyModelSerializer):
 
 # --- Units (ingested) --------------------------------------------------------------------------
 
-CLUSTER_METRIC_FIELDS = [
-    "presence_ratio",
-    "amplitude_cutoff",
-    "isolation_distance",
-    "l_ratio",
-    "d_prime",
-    "nn_hit_rate",
-    "nn_miss_rate",
-    "silhouette_score",
-    "max_drift",
-    "cumulative_drift",
-]
-WAVEFORM_METRIC_FIELDS = [
-    "duration",
-    "halfwidth",
-    "pt_ratio",
-    "repolarization_slope",
-    "recovery_slope",
-    "spread",
-    "velocity_above",
-    "velocity_below",
-]
+# The metrics.csv columns the ingest reads are exactly these models' fields.
+CLUSTER_METRIC_FIELDS = list(CLUSTER_METRIC_COLUMNS)
+WAVEFORM_METRIC_FIELDS = list(WAVEFORM_METRIC_COLUMNS)
 
 
 class ClusterMetricBriefSerializer(serializers.ModelSerializer):
