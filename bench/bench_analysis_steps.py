@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import statistics
 import sys
 import tempfile
@@ -45,27 +44,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import setup_django  # noqa: E402 - bench/ is sys.path[0]
+
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/mapsite_bench_analysis"
 H2O = "ba01"
-
-
-def _setup_django(database_url: str) -> None:
-    import psycopg
-
-    os.environ["DJANGO_SETTINGS_MODULE"] = "mapsite.settings.test"
-    os.environ["DATABASE_URL"] = database_url
-    name = database_url.rsplit("/", 1)[-1]
-    admin_url = database_url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-            print(f"created database {name}")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
 
 
 class T:
@@ -394,7 +377,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-per-key", action="store_true", help="leave out the slowest reference")
     args = ap.parse_args()
-    _setup_django(args.database_url)
+    setup_django(args.database_url)
 
     from ephys.models import UnitSpikes
     from psth import data

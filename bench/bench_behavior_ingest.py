@@ -33,59 +33,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import bench_subject, setup_django  # noqa: E402 - bench/ is sys.path[0]
+
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/mapsite_bench_behavior"
-
-
-def _setup_django(database_url: str) -> None:
-    """Point Django at the benchmark database (created if missing) and migrate it."""
-    import psycopg
-
-    os.environ["DJANGO_SETTINGS_MODULE"] = "mapsite.settings.test"
-    os.environ["DATABASE_URL"] = database_url  # overrides any DATABASE_URL of the caller
-    os.environ.setdefault("LOG_LEVEL", "WARNING")  # not one INFO line per ingested session
-    name = database_url.rsplit("/", 1)[-1]
-    admin_url = database_url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
-            print(f"created database {name}")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
-
-
-def _fixtures() -> tuple[Any, Any, Any]:
-    """The subject, rig and user a session is written for (created once, kept)."""
-    from django.conf import settings
-
-    from lab.models import AnimalSource, Person, Rig, Subject, WaterRestriction
-
-    rig, _ = Rig.objects.get_or_create(name="RRig", defaults={"room": "bench"})
-    person, _ = Person.objects.get_or_create(username=settings.SESSION_DEFAULT_USER)
-    subject, _ = Subject.objects.get_or_create(
-        subject_id=999001,
-        defaults={
-            "sex": "M",
-            "date_of_birth": "2017-10-13",
-            "cage_number": 1,
-            "source": AnimalSource.objects.first(),
-            "responsible": person,
-        },
-    )
-    WaterRestriction.objects.get_or_create(
-        subject=subject,
-        defaults={
-            "water_restriction_number": "bn01",
-            "cage_number": 1,
-            "wr_start_date": "2018-01-22",
-            "wr_start_weight": "25.5",
-        },
-    )
-    return subject, rig, person
 
 
 def write_row_by_row(parsed: Any, *, subject: Any, rig: Any, username: Any) -> Any:
@@ -287,7 +238,7 @@ def main() -> int:
     )
     args = ap.parse_args()
 
-    _setup_django(args.database_url)
+    setup_django(args.database_url)
     from django.db import connection, transaction
 
     from experiment import models as m
@@ -295,7 +246,7 @@ def main() -> int:
     from experiment.ingest.service import write_session
     from experiment.ingest.synthetic import write_synthetic_session
 
-    subject, rig, person = _fixtures()
+    subject, rig, person = bench_subject(999001, "bn01")
     for leftover in m.Session.objects.filter(subject=subject):  # of an interrupted run
         delete_session(leftover)
 

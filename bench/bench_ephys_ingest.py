@@ -42,34 +42,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import bench_subject, setup_django  # noqa: E402 - bench/ is sys.path[0]
+
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/mapsite_bench_ephys"
 H2O = "be01"
 FLOOR_TABLE = "bench_floor_unitspikes"
-
-
-def _setup_django(database_url: str, *, migrate: bool) -> None:
-    """Point Django at the benchmark database (created if missing) and migrate it."""
-    import psycopg
-
-    os.environ["DJANGO_SETTINGS_MODULE"] = "mapsite.settings.test"
-    os.environ["DATABASE_URL"] = database_url  # overrides any DATABASE_URL of the caller
-    if migrate:
-        name = database_url.rsplit("/", 1)[-1]
-        admin_url = database_url.rsplit("/", 1)[0] + "/postgres"
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
-            ).fetchone()
-            if not exists:
-                conn.execute(f'CREATE DATABASE "{name}"')
-                print(f"created database {name}")
-    import django
-
-    django.setup()
-    if migrate:
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0, interactive=False)
 
 
 def _status_kb(key: str) -> int:
@@ -87,7 +65,7 @@ def _status_kb(key: str) -> int:
 # ---- the child process: one ingest ---------------------------------------------------------------
 def child_ingest(args: argparse.Namespace) -> int:
     os.environ["MAP_EPHYS_ROOTS"] = args.ephys_root
-    _setup_django(args.database_url, migrate=False)
+    setup_django(args.database_url, migrate=False)
     import numpy as np  # noqa: F401 - imported before the baseline is taken
 
     from ephys.ingest import service  # noqa: F401
@@ -119,34 +97,6 @@ def child_ingest(args: argparse.Namespace) -> int:
 
 
 # ---- the parent ---------------------------------------------------------------------------------
-def _fixtures() -> None:
-    from django.conf import settings
-
-    from lab.models import AnimalSource, Person, Rig, Subject, WaterRestriction
-
-    Rig.objects.get_or_create(name="RRig", defaults={"room": "bench"})
-    person, _ = Person.objects.get_or_create(username=settings.SESSION_DEFAULT_USER)
-    subject, _ = Subject.objects.get_or_create(
-        subject_id=999101,
-        defaults={
-            "sex": "M",
-            "date_of_birth": "2017-10-13",
-            "cage_number": 1,
-            "source": AnimalSource.objects.first(),
-            "responsible": person,
-        },
-    )
-    WaterRestriction.objects.get_or_create(
-        subject=subject,
-        defaults={
-            "water_restriction_number": H2O,
-            "cage_number": 1,
-            "wr_start_date": "2018-01-22",
-            "wr_start_weight": "25.5",
-        },
-    )
-
-
 def _clean() -> None:
     """Remove what earlier runs of this benchmark left (its subject's sessions and files)."""
     from ephys.models import EphysRecording
@@ -229,7 +179,7 @@ def main() -> int:
     if args.child_ingest:
         return child_ingest(args)
 
-    _setup_django(args.database_url, migrate=True)
+    setup_django(args.database_url, migrate=True)
     import numpy as np
     from django.conf import settings
     from django.db import connection, transaction
@@ -246,7 +196,7 @@ def main() -> int:
             f"CREATE TABLE IF NOT EXISTS {FLOOR_TABLE} (unit_id integer, spike_times bytea)"
         )
         cursor.execute(f"ALTER TABLE {FLOOR_TABLE} ALTER COLUMN spike_times SET STORAGE EXTERNAL")
-    _fixtures()
+    bench_subject(999101, H2O)
     _clean()
 
     with tempfile.TemporaryDirectory(prefix="bench_ephys_") as tmp:

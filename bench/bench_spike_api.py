@@ -46,32 +46,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import setup_django  # noqa: E402 - bench/ is sys.path[0]
+
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/mapsite_bench_api"
 SUBJECT_ID = 999_201
 PROBE_SERIAL = "BENCH-SPIKE-API"
 TARGET_MB_S = 200.0
-
-
-def _setup_django(database_url: str) -> None:
-    """Point Django at the benchmark database (created if missing) and migrate it."""
-    import psycopg
-
-    os.environ["DJANGO_SETTINGS_MODULE"] = "mapsite.settings.test"
-    os.environ["DATABASE_URL"] = database_url  # overrides any DATABASE_URL of the caller
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    name = database_url.rsplit("/", 1)[-1]
-    admin_url = database_url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
-            print(f"created database {name}")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
 
 
 def _trains(n_units: int, n_spikes: int, seed: int = 0) -> list[np.ndarray]:
@@ -305,7 +286,7 @@ def main() -> int:
     ap.add_argument("--database-url", default=DEFAULT_DB)
     args = ap.parse_args()
 
-    _setup_django(args.database_url)
+    setup_django(args.database_url)
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
